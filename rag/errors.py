@@ -1,0 +1,34 @@
+"""The library's named exceptions. Each message says how to fix the problem.
+
+The CLI turns any :class:`RagError` into one line and exit code 1; the API turns it into a JSON ``detail``.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: something the user can fix; the message says how."""
+
+
+class InvalidQuestion(RagError):
+    """The question is empty, blank or too long."""
+
+
+class CorpusError(RagError):
+    """The corpus path is missing, or holds no readable text document."""
+
+
+class IndexMissing(RagError):
+    """No index has been built in the index directory yet."""
+
+
+class IndexMismatch(RagError):
+    """The index was built with other settings or another model than the current ones."""
+
+
+class IndexCorrupt(RagError):
+    """A file of the index is missing, truncated or altered."""
+
+
+class ModelError(RagError):
+    """The embedding or reader model cannot be loaded or exported."""

@@ -1,0 +1,93 @@
+"""Plain immutable records passed between the parts of the library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str  # path relative to the corpus root, with "/"
+    text: str  # exactly as Path.read_text(encoding="utf-8") returns it
+    sha256: str  # of the UTF-8 bytes
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open character range ``[start, end)`` into a document's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    row: int  # row in the vector index
+    doc_id: str
+    start: int
+    end: int
+    text: str  # == document.text[start:end]
+    sentences: tuple[Span, ...] = ()  # absolute sentence spans inside [start, end)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk, with the near-identical chunks collapsed into it."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    duplicates: tuple[Chunk, ...] = ()
+
+    @property
+    def chunks(self) -> tuple[Chunk, ...]:
+        return (self.chunk, *self.duplicates)
+
+
+@dataclass(frozen=True)
+class Citation:
+    doc_id: str
+    start: int
+    end: int
+    quote: str
+    quote_start: int
+    quote_end: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    score: float
+    citations: tuple[Citation, ...]
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Result:
+    question: str
+    answers: tuple[Answer, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public answer contract (see README, "Answer JSON")."""
+        return {
+            "question": self.question,
+            "answers": [
+                {
+                    "text": a.text,
+                    "score": round(a.score, 4),
+                    "citations": [
+                        {
+                            "doc_id": c.doc_id,
+                            "start": c.start,
+                            "end": c.end,
+                            "quote": c.quote,
+                            "quote_start": c.quote_start,
+                            "quote_end": c.quote_end,
+                        }
+                        for c in a.citations
+                    ],
+                }
+                for a in self.answers
+            ],
+        }
