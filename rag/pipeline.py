@@ -1,0 +1,136 @@
+"""The Pipeline: one object that composes an embedder, a retriever and a reader (DrQA-style)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.config import Settings
+from rag.errors import IndexMissing, InvalidQuestion
+from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, PassageRetriever, Query
+from rag.store import IndexData, build_index, load_index
+from rag.types import Result
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+    from rag.reader import Reader
+
+
+def clean_question(question: str, max_chars: int = 1000) -> str:
+    """Strip the question and check its length; raise :class:`InvalidQuestion` with how to fix it."""
+    if not isinstance(question, str):
+        raise InvalidQuestion("The question must be text.")
+    q = question.strip()
+    if not q:
+        raise InvalidQuestion(
+            'The question is empty. Ask something, e.g. rag ask "Who opposed the price floor?"'
+        )
+    if len(q) > max_chars:
+        raise InvalidQuestion(
+            f"The question is {len(q)} characters long; the limit is {max_chars}. Shorten it."
+        )
+    return q
+
+
+class Pipeline:
+    def __init__(
+        self,
+        retriever: PassageRetriever,
+        reader: Reader,
+        embedder: Embedder | None,
+        *,
+        index: IndexData | None = None,
+        retrieve_k: int = 8,
+        top_k: int = 3,
+        max_question_chars: int = 1000,
+    ) -> None:
+        self.retriever, self.reader, self.embedder, self.index = retriever, reader, embedder, index
+        self.retrieve_k, self.top_k, self.max_question_chars = retrieve_k, top_k, max_question_chars
+        self._lock = threading.Lock()  # the embedder's session is not shared across threads unguarded
+
+    def ask(self, question: str, top_k: int | None = None) -> Result:
+        return self.ask_batch([question], top_k)[0]
+
+    def ask_batch(self, questions: Sequence[str], top_k: int | None = None) -> list[Result]:
+        qs = [clean_question(q, self.max_question_chars) for q in questions]
+        k = top_k or self.top_k
+        queries = self._queries(qs)
+        results = []
+        for q in queries:
+            hits = self.retriever.retrieve(q, self.retrieve_k)
+            results.append(Result(q.text, tuple(self.reader.read(q, hits, k))))
+        return results
+
+    def retrieve(self, question: str, k: int | None = None):  # noqa: ANN201 - list[Hit]
+        q = self._queries([clean_question(question, self.max_question_chars)])[0]
+        return self.retriever.retrieve(q, k or self.retrieve_k)
+
+    def _queries(self, qs: Sequence[str]) -> list[Query]:
+        if self.embedder is None:
+            return [Query.make(q) for q in qs]
+        with self._lock:
+            vecs = self.embedder.encode(list(qs))
+        return [Query.make(q, v) for q, v in zip(qs, vecs)]
+
+    # ------------------------------------------------------------------------------ construction
+    @classmethod
+    def from_index(cls, index: IndexData, settings: Settings, embedder: Embedder | None = None) -> Pipeline:
+        """Wire the configured retriever and reader over a loaded index."""
+        from rag.embedding import load_embedder
+
+        bm25 = BM25Retriever([c.text for c in index.chunks])
+        dense = DenseRetriever(index.faiss_index)
+        searcher = {"dense": dense, "bm25": bm25, "hybrid": HybridRetriever(dense, bm25, settings.rrf_k)}[
+            settings.retrieval
+        ]
+        retriever = PassageRetriever(
+            searcher, index.chunks, settings.candidate_k, settings.duplicate_threshold
+        )
+        if embedder is None:
+            embedder = load_embedder(settings)
+        reader = make_reader(settings, index, bm25)
+        return cls(
+            retriever,
+            reader,
+            embedder,
+            index=index,
+            retrieve_k=settings.retrieve_k,
+            top_k=settings.top_k,
+            max_question_chars=settings.max_question_chars,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        index_dir: Path | None = None,
+        *,
+        build_if_missing: bool = True,
+        progress: bool = False,
+    ) -> Pipeline:
+        """Load the index (building it from ``settings.corpus_dir`` first if there is none)."""
+        from rag.embedding import load_embedder
+
+        index_dir = index_dir or settings.index_dir
+        embedder: Embedder | None = None
+        try:
+            index = load_index(index_dir, settings)
+        except IndexMissing:
+            if not build_if_missing:
+                raise
+            embedder = load_embedder(settings)
+            build_index([settings.corpus_dir], settings, index_dir, embedder, progress=progress)
+            index = load_index(index_dir, settings)
+        return cls.from_index(index, settings, embedder)
+
+
+def make_reader(settings: Settings, index: IndexData, bm25: BM25Retriever) -> Reader:
+    if settings.reader == "hf":
+        from rag.reader.hf import HFReader
+
+        return HFReader.from_settings(settings, index)
+    from rag.reader.heuristic import HeuristicReader
+
+    return HeuristicReader(index, bm25.idf, bm25.default_idf, threshold=settings.abstain_threshold)

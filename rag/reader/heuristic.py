@@ -1,0 +1,184 @@
+"""The default offline reader: rank sentences, then narrow each to the span that fits the question type.
+
+Sentence score (0..1) mixes the dense similarity of question and sentence (sentence vectors are stored in
+the index, so nothing is embedded here), the idf-weighted share of question terms the sentence (and, less,
+its neighbours) contains, and the passage's retrieval rank. A candidate span's score scales the sentence
+score by how close the span sits to the matched question words and by how much of it is new (an answer
+rarely repeats the question). With no candidate of the right type the sentence itself is the answer, at a
+discount.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.reader.answers import SpanPrediction, merge_predictions
+from rag.reader.spans import candidates, question_type
+from rag.retrieval import Query
+from rag.store import IndexData
+from rag.text import terms, words
+from rag.types import Answer, Hit, Span
+
+_LOWER_WORD = re.compile(r"(?<![.!?]\s)(?<!^)\b([a-z][a-z’'\-]+)\b")
+
+
+@dataclass(frozen=True)
+class ReaderWeights:
+    dense: float = 0.55
+    lexical: float = 0.30
+    neighbours: float = 0.05
+    rank: float = 0.10
+    dense_floor: float = 0.10  # cosine mapped to 0
+    dense_ceiling: float = 0.70  # cosine mapped to 1
+    sentence_fallback: float = 0.75  # span confidence when the whole sentence is the answer
+    heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
+    sentences_read: int = 8
+
+
+@dataclass(frozen=True)
+class _Sent:
+    doc_id: str
+    span: Span
+    text: str
+    rank: int
+    neighbours: tuple[str, ...]
+
+
+def is_heading(sentence: str) -> bool:
+    """A short line without closing punctuation: a title, heading or caption."""
+    return not sentence.rstrip().endswith((".", "!", "?", '"', "”", "’", ")")) and len(sentence.split()) < 15
+
+
+def common_words(texts: Sequence[str]) -> frozenset[str]:
+    """Words that occur in lower case somewhere: a capitalised one of these is no name ('However')."""
+    out: set[str] = set()
+    for t in texts:
+        out.update(m.group(1) for m in _LOWER_WORD.finditer(t))
+    return frozenset(out)
+
+
+class HeuristicReader:
+    def __init__(
+        self,
+        index: IndexData,
+        idf: dict[str, float],
+        default_idf: float,
+        *,
+        threshold: float,
+        weights: ReaderWeights | None = None,
+    ) -> None:
+        self.index = index
+        self.idf, self.default_idf = idf, default_idf
+        self.threshold = threshold
+        self.w = weights or ReaderWeights()
+        self.docs = {d: doc.text for d, doc in index.documents.items()}
+        self.common = common_words(list(self.docs.values()))
+
+    # -------------------------------------------------------------------------------- sentences
+    def _sentences(self, hits: Sequence[Hit]) -> list[_Sent]:
+        out: dict[tuple[str, int, int], _Sent] = {}
+        for hit in hits:
+            for chunk in hit.chunks:
+                doc = self.docs[chunk.doc_id]
+                spans = chunk.sentences
+                for i, sp in enumerate(spans):
+                    key = (chunk.doc_id, sp.start, sp.end)
+                    if key in out:
+                        continue
+                    nb = tuple(doc[n.start : n.end] for n in (spans[i - 1 : i] + spans[i + 1 : i + 2]))
+                    out[key] = _Sent(chunk.doc_id, sp, doc[sp.start : sp.end], hit.rank, nb)
+        return list(out.values())
+
+    def _lexical(self, qterms: set[str], text_terms: set[str]) -> float:
+        total = sum(self.idf.get(t, self.default_idf) for t in qterms)
+        if total <= 0:
+            return 0.0
+        return sum(self.idf.get(t, self.default_idf) for t in qterms & text_terms) / total
+
+    def score_sentences(self, query: Query, sents: Sequence[_Sent]) -> np.ndarray:
+        w = self.w
+        qterms = set(query.terms)
+        dense = np.zeros(len(sents), dtype=np.float32)
+        if query.vector is not None and sents:
+            rows = [self.index.sentence_row[(s.doc_id, s.span.start, s.span.end)] for s in sents]
+            cos = self.index.sentence_vectors[rows] @ query.vector
+            dense = np.clip((cos - w.dense_floor) / (w.dense_ceiling - w.dense_floor), 0.0, 1.0)
+        scores = np.empty(len(sents), dtype=np.float32)
+        for i, s in enumerate(sents):
+            lex = self._lexical(qterms, set(terms(s.text)))
+            nb = self._lexical(qterms, set(terms(" ".join(s.neighbours)))) if s.neighbours else 0.0
+            scores[i] = w.dense * dense[i] + w.lexical * lex + w.neighbours * nb + w.rank / (1 + s.rank)
+            if is_heading(s.text):
+                scores[i] *= w.heading
+        return scores
+
+    # -------------------------------------------------------------------------------- spans
+    def _span_predictions(self, query: Query, sent: _Sent, score: float) -> list[SpanPrediction]:
+        kind, unit = question_type(query.text)
+        qterms = set(query.terms)
+        base = sent.span.start
+        preds: list[SpanPrediction] = []
+        # positions of the question's words in the sentence, weighted by how rare (telling) each word is
+        match_pos = []
+        for w_, s, e in words(sent.text):
+            t = terms(w_)
+            if t and t[0] in qterms:
+                match_pos.append(((s + e) / 2, self.idf.get(t[0], self.default_idf)))
+        for cand in candidates(sent.text, kind, unit, self.common):
+            ctext = sent.text[cand.start : cand.end]
+            cterms = terms(ctext)
+            if not cterms:
+                continue
+            novelty = sum(t not in qterms for t in cterms) / len(cterms)
+            if novelty == 0.0:
+                continue  # the span only repeats the question
+            if match_pos:
+                centre = (cand.start + cand.end) / 2
+                total = sum(weight for _, weight in match_pos)
+                prox = sum(weight / (1.0 + abs(centre - pos) / 40.0) for pos, weight in match_pos) / total
+            else:
+                prox = 0.5
+            factor = (0.8 + 0.2 * prox) * (0.6 + 0.4 * novelty)
+            if kind == "phrase":
+                factor *= 0.9
+            preds.append(
+                SpanPrediction(
+                    sent.doc_id,
+                    base + cand.start,
+                    base + cand.end,
+                    sent.span.start,
+                    sent.span.end,
+                    score * factor,
+                )
+            )
+        fallback = (
+            self.w.sentence_fallback if kind == "sentence" or not preds else self.w.sentence_fallback * 0.8
+        )
+        preds.append(
+            SpanPrediction(
+                sent.doc_id, sent.span.start, sent.span.end, sent.span.start, sent.span.end, score * fallback
+            )
+        )
+        return preds
+
+    def read(self, query: Query, hits: Sequence[Hit], top_k: int) -> list[Answer]:
+        sents = self._sentences(hits)
+        if not sents:
+            return []
+        scores = self.score_sentences(query, sents)
+        order = np.argsort(-scores, kind="stable")
+        # identical sentence texts (repeated articles) are all read, so their places are all cited
+        best_texts: list[str] = []
+        preds: list[SpanPrediction] = []
+        for i in order:
+            s = sents[i]
+            if s.text not in best_texts:
+                if len(best_texts) >= self.w.sentences_read:
+                    continue
+                best_texts.append(s.text)
+            preds.extend(self._span_predictions(query, s, float(scores[i])))
+        return merge_predictions(preds, self.docs, top_k, self.threshold)

@@ -1,0 +1,243 @@
+"""Question typing and candidate answer spans inside a sentence (pure functions, no models).
+
+The heuristic reader narrows an answer sentence to the shortest span that fits the question type:
+who → a name (person, organisation, country); when → a date or time expression; how much/many → a number
+with its unit or currency; where → a place name; which/what → a name or the noun phrase after the matched
+words; anything else falls back to the sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from rag.text import STOPWORDS, stem, words
+
+AnswerType = Literal["name", "date", "number", "place", "phrase", "sentence"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    start: int  # offsets relative to the sentence text
+    end: int
+    kind: AnswerType
+
+
+_NAME_HEADS = frozenset(
+    """country countries nation nations company companies firm firms organisation organization
+    organisations organizations agency agencies group groups person people minister ministers official
+    officials leader leaders secretary president government governments state states city cities bloc
+    newspaper outlet outlets publication analyst analysts expert experts economy economies member members
+    ally allies partner partners region continent institute think-tank body bodies who""".split()
+)
+_PLACE_HEADS = frozenset("city cities capital place location region continent".split())
+_DATE_HEADS = frozenset("year month day date week time period decade".split())
+_NUMBER_HEADS = frozenset(
+    "amount number percentage percent share figure quantity size price value total".split()
+)
+
+
+def question_type(question: str) -> tuple[AnswerType, str | None]:
+    """Classify a question; also return the head noun after what/which/how many (the expected unit)."""
+    q = question.strip().lower().replace("’", "'")
+    toks = re.findall(r"[a-z0-9']+", q)
+    if not toks:
+        return "sentence", None
+    for i, t in enumerate(toks):
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if t == "how" and nxt in {"much", "many", "large", "big", "long", "high", "far", "old", "often"}:
+            unit = toks[i + 2] if i + 2 < len(toks) and nxt == "many" else None
+            return "number", unit
+        if t in {"who", "whom", "whose"}:
+            return "name", None
+        if t == "when":
+            return "date", None
+        if t == "where":
+            return "place", None
+        if t in {"what", "which"}:
+            j = i + 1
+            while j < len(toks) and toks[j] in {"kind", "type", "sort", "of", "the", "a", "an"}:
+                j += 1
+            head = toks[j] if j < len(toks) else None
+            if head in _DATE_HEADS:
+                return "date", head
+            if head in _NUMBER_HEADS:
+                return "number", head
+            if head in _PLACE_HEADS:
+                return "place", head
+            if head in _NAME_HEADS:
+                return "name", head
+            return "phrase", head
+    # no wh-word: "Name the ...", "In which year ..." handled above; default to the sentence
+    return "sentence", None
+
+
+# ---------------------------------------------------------------------------------------- names
+_CONNECTORS = frozenset({"of", "for", "de", "&", "the", "on"})
+_CAP_WORD = re.compile(r"[A-Z][\w’'.\-&]*|[A-Z]{2,}\d*|G\d+")
+
+
+def _is_cap(word: str) -> bool:
+    return bool(word) and (word[0].isupper() or word[0].isdigit() and any(ch.isupper() for ch in word))
+
+
+def name_spans(sentence: str, common_words: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
+    """Runs of capitalised words (with inner 'of', 'for', '&'), as (start, end) offsets.
+
+    A capitalised word that is usually written in lower case (``common_words``; e.g. a sentence-initial
+    'However' or 'Ministers') does not start a name.
+    """
+    toks = list(words(sentence))
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(toks):
+        w, s, e = toks[i]
+        lw = w.lower().rstrip("'s").rstrip("’s") if w.endswith(("'s", "’s")) else w.lower()
+        if not _is_cap(w) or lw in STOPWORDS or (lw in common_words and not w.isupper()):
+            i += 1
+            continue
+        j = i
+        end = e
+        while j + 1 < len(toks):
+            nw, ns, ne = toks[j + 1]
+            gap = sentence[end:ns]
+            if gap.strip() not in {"", "-"}:
+                break
+            if _is_cap(nw) and nw.lower() not in STOPWORDS:
+                j, end = j + 1, ne
+                continue
+            if nw.lower() in _CONNECTORS and j + 2 < len(toks) and _is_cap(toks[j + 2][0]):
+                gap2 = sentence[ne : toks[j + 2][1]]
+                if gap2.strip() == "" and toks[j + 2][0].lower() not in STOPWORDS:
+                    j, end = j + 2, toks[j + 2][2]
+                    continue
+            break
+        text = sentence[s:end]
+        for suffix in ("’s", "'s"):
+            if text.endswith(suffix):
+                end -= len(suffix)
+        spans.append((s, end))
+        i = j + 1
+    return spans
+
+
+# ---------------------------------------------------------------------------------------- dates
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_DATE_RE = re.compile(
+    rf"""(?x)
+    (?:(?:early|mid|late|earlier|later)[\s-]+)?(?:(?:this|last|next)\s+)?{_MONTH}(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?
+    | \d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}(?:,?\s+\d{{4}})?
+    | (?:(?:early|mid|late|earlier|later)[\s-]+(?:in\s+)?)?(?:the\s+)?(?:1[5-9]|20)\d{{2}}s?
+    | (?:(?:on|last|this|next)\s+)?{_DAY}
+    | (?:earlier|later)?\s*(?:this|last|next|the\s+same|the\s+previous|the\s+following)\s+(?:week|month|year|decade|weekend)
+    | (?:in\s+)?recent\s+(?:years|months|weeks|decades)
+    | (?:today|yesterday|tomorrow)
+    | \d{{1,2}}:\d{{2}}\s*(?:[ap]\.?m\.?)?
+    | (?:within|over|in|for)\s+(?:the\s+)?(?:next|past|coming|last)\s+(?:\w+\s+)?(?:days|weeks|months|years|decades)
+    """
+)
+
+
+def date_spans(sentence: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _DATE_RE.finditer(sentence):
+        s, e = m.start(), m.end()
+        while s < e and sentence[s].isspace():
+            s += 1
+        while e > s and sentence[e - 1] in ". ":
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- numbers
+_SCALE = r"(?:thousand|million|billion|trillion|bn|mn|m|k)"
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+_WORDNUM = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+    r"hundred|dozens?|hundreds|thousands|millions|billions|half|a\s+third|a\s+quarter)"
+)
+_NUMBER_RE = re.compile(
+    rf"""(?x)
+    (?:(?:about|around|roughly|nearly|almost|over|more\s+than|less\s+than|up\s+to|some|at\s+least|only)\s+)?
+    (?:(?:[A-Z]{{1,3}})?[$€£¥]\s?{_NUM}(?:\s*{_SCALE}\b)?
+      | {_NUM}(?:\s*(?:%|percent|per\s+cent)|\s*{_SCALE}\b)?
+      | \b{_WORDNUM}\b)
+    """
+)
+_UNIT_RE = re.compile(r"\s*(?:[a-z][\w\-]*\s+){0,1}[a-z][\w\-]*")
+
+
+def number_spans(sentence: str, unit: str | None = None) -> list[tuple[int, int]]:
+    """Numbers with their currency, scale and (when it follows) unit word, e.g. '$1.2 billion', '20,000 tonnes'."""
+    out = []
+    unit_stem = stem(unit) if unit else None
+    for m in _NUMBER_RE.finditer(sentence):
+        s, e = m.start(), m.end()
+        text = m.group()
+        if re.fullmatch(r"(?:1[5-9]|20)\d{2}", text.strip()):
+            continue  # a year is a date, not a quantity
+        if not any(ch.isdigit() for ch in text) and not re.search(_WORDNUM, text):
+            continue
+        um = _UNIT_RE.match(sentence, e)
+        has_scale = re.search(rf"[$€£¥%]|{_SCALE}\b|percent|per\s+cent", text) is not None
+        if um and not has_scale:
+            unit_words = um.group().split()
+            # keep up to the unit word the question names, else one non-stopword noun-ish word
+            if unit_stem and any(stem(w) == unit_stem for w in unit_words):
+                idx = next(i for i, w in enumerate(unit_words) if stem(w) == unit_stem)
+                e = sentence.index(unit_words[idx], e) + len(unit_words[idx])
+            elif unit_words and unit_words[0] not in STOPWORDS:
+                e = sentence.index(unit_words[0], e) + len(unit_words[0])
+        out.append((s, e))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- phrases
+_CLAUSE_SPLIT = re.compile(r"\s*(?:[,;:()\"“”]|\s[–—-]\s|—)\s*")
+
+
+def phrase_spans(sentence: str) -> list[tuple[int, int]]:
+    """Clause-sized pieces of a sentence (between commas, colons, dashes, brackets, quotes)."""
+    out = []
+    pos = 0
+    for m in _CLAUSE_SPLIT.finditer(sentence):
+        if m.start() > pos:
+            out.append((pos, m.start()))
+        pos = m.end()
+    if pos < len(sentence):
+        out.append((pos, len(sentence)))
+    trimmed = []
+    for s, e in out:
+        seg = sentence[s:e]
+        toks = list(words(seg))
+        # drop leading conjunctions/fillers ("and", "which", "including", ...)
+        while toks and toks[0][0].lower() in STOPWORDS | {"including", "however", "while"}:
+            toks = toks[1:]
+        while toks and toks[-1][0].lower() in STOPWORDS:
+            toks = toks[:-1]
+        if toks:
+            trimmed.append((s + toks[0][1], s + toks[-1][2]))
+    return trimmed
+
+
+def candidates(
+    sentence: str, kind: AnswerType, unit: str | None = None, common_words: frozenset[str] = frozenset()
+) -> list[Candidate]:
+    """Candidate answer spans of the requested kind inside ``sentence``."""
+    if kind in ("name", "place"):
+        return [Candidate(s, e, kind) for s, e in name_spans(sentence, common_words)]
+    if kind == "date":
+        return [Candidate(s, e, "date") for s, e in date_spans(sentence)]
+    if kind == "number":
+        return [Candidate(s, e, "number") for s, e in number_spans(sentence, unit)]
+    if kind == "phrase":
+        spans = name_spans(sentence, common_words) + phrase_spans(sentence)
+        return [Candidate(s, e, "phrase") for s, e in dict.fromkeys(spans)]
+    return []

@@ -1,0 +1,152 @@
+"""Retrievers (dense FAISS, BM25, hybrid) and the pure functions they share: fusion and de-duplication."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from rag.text import terms
+from rag.types import Chunk, Hit
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    terms: tuple[str, ...]
+    vector: np.ndarray | None  # normalised query embedding, None for lexical-only use
+
+    @classmethod
+    def make(cls, text: str, vector: np.ndarray | None = None) -> Query:
+        return cls(text, tuple(terms(text)), vector)
+
+
+class Retriever(Protocol):
+    needs_vectors: bool
+
+    def search(self, query: Query, k: int) -> list[tuple[int, float]]:
+        """Return up to ``k`` (row, score) pairs, best first."""
+        ...
+
+
+# ------------------------------------------------------------------------------------- pure functions
+def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: score(row) = sum over rankings of 1 / (k + rank), rank from 1.
+
+    Ties keep the order in which rows were first seen.
+    """
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking, start=1):
+            scores[row] = scores.get(row, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def shingles(text: str, n: int = 3) -> frozenset[tuple[str, ...]]:
+    t = terms(text)
+    if len(t) < n:
+        return frozenset([tuple(t)]) if t else frozenset()
+    return frozenset(tuple(t[i : i + n]) for i in range(len(t) - n + 1))
+
+
+def containment(a: frozenset, b: frozenset) -> float:
+    """|a ∩ b| / min(|a|, |b|): 1.0 when one passage is contained in the other."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+def collapse_duplicates(ranked: Sequence[tuple[Chunk, float]], k: int, threshold: float = 0.8) -> list[Hit]:
+    """Fold near-identical passages into the best-ranked one, so copies take one slot of the top ``k``."""
+    hits: list[tuple[Chunk, float, list[Chunk], frozenset]] = []
+    for chunk, score in ranked:
+        sh = shingles(chunk.text)
+        for _, _, dups, rep_sh in hits:
+            if containment(sh, rep_sh) >= threshold:
+                dups.append(chunk)
+                break
+        else:
+            if len(hits) < k:
+                hits.append((chunk, score, [], sh))
+    return [Hit(c, s, rank, tuple(d)) for rank, (c, s, d, _) in enumerate(hits)]
+
+
+# ------------------------------------------------------------------------------------------ retrievers
+class DenseRetriever:
+    needs_vectors = True
+
+    def __init__(self, faiss_index) -> None:  # noqa: ANN001 - a faiss.Index
+        self._index = faiss_index
+
+    def search(self, query: Query, k: int) -> list[tuple[int, float]]:
+        if query.vector is None:
+            raise ValueError("DenseRetriever needs the query vector")
+        k = min(k, self._index.ntotal)
+        if k <= 0:
+            return []
+        scores, rows = self._index.search(query.vector.reshape(1, -1).astype(np.float32), k)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+
+class BM25Retriever:
+    needs_vectors = False
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        import bm25s
+
+        self._bm25 = bm25s.BM25()
+        tokenized = [terms(t) or ["<empty>"] for t in texts]
+        self._bm25.index(tokenized, show_progress=False)
+        self._vocab = set(self._bm25.vocab_dict)
+        self._n = len(texts)
+        df: dict[str, int] = {}
+        for toks in tokenized:
+            for t in set(toks):
+                df[t] = df.get(t, 0) + 1
+        self.idf = {t: math.log(1 + (self._n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+        self.default_idf = math.log(1 + (self._n + 0.5) / 0.5)
+
+    def search(self, query: Query, k: int) -> list[tuple[int, float]]:
+        toks = [t for t in query.terms if t in self._vocab]
+        if not toks or self._n == 0:
+            return []
+        scores = self._bm25.get_scores(toks)
+        k = min(k, self._n)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(r), float(scores[r])) for r in top if scores[r] > 0]
+
+
+class HybridRetriever:
+    """Reciprocal rank fusion of a dense and a lexical retriever (pyserini-style: searchers injected)."""
+
+    needs_vectors = True
+
+    def __init__(self, dense: Retriever, lexical: Retriever, rrf_k: int = 60) -> None:
+        self.dense, self.lexical, self.rrf_k = dense, lexical, rrf_k
+
+    def search(self, query: Query, k: int) -> list[tuple[int, float]]:
+        d = [r for r, _ in self.dense.search(query, k)]
+        lx = [r for r, _ in self.lexical.search(query, k)]
+        return rrf_fuse([d, lx], self.rrf_k)[:k]
+
+
+class PassageRetriever:
+    """Wraps a row-level retriever: maps rows to chunks and collapses duplicates into top-k hits."""
+
+    def __init__(
+        self, searcher: Retriever, chunks: Sequence[Chunk], candidate_k: int, threshold: float
+    ) -> None:
+        self.searcher, self.chunks = searcher, chunks
+        self.candidate_k, self.threshold = candidate_k, threshold
+
+    @property
+    def needs_vectors(self) -> bool:
+        return self.searcher.needs_vectors
+
+    def retrieve(self, query: Query, k: int) -> list[Hit]:
+        rows = self.searcher.search(query, max(k, self.candidate_k))
+        return collapse_duplicates([(self.chunks[r], s) for r, s in rows], k, self.threshold)
