@@ -64,9 +64,7 @@ class Settings(BaseSettings):
 
     # Reading
     reader: ReaderKind = "heuristic"
-    hf_reader_model: str | None = Field(
-        None, description="Local path of a SQuAD-trained QA model (reader=hf)."
-    )
+    hf_reader_model: str | None = Field(None, description="Local path of a SQuAD-trained QA model (reader=hf).")
     top_k: int = Field(3, ge=1, le=20, description="Answers returned.")
     abstain_threshold: float = Field(
         0.30,

@@ -45,9 +45,7 @@ def read_document(path: Path, doc_id: str) -> Document | None:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        log.warning(
-            "skipped %s: not UTF-8 text (byte %d); convert it to UTF-8 to index it", doc_id, exc.start
-        )
+        log.warning("skipped %s: not UTF-8 text (byte %d); convert it to UTF-8 to index it", doc_id, exc.start)
         return None
     # Read exactly as the citation contract specifies (universal newlines), so offsets match.
     text = path.read_text(encoding="utf-8")
@@ -66,9 +64,7 @@ def load_corpus(paths: Sequence[Path]) -> list[Document]:
     seen: set[str] = set()
     for root in paths:
         if not root.exists():
-            raise CorpusError(
-                f"Corpus path not found: {root}. Check the spelling, or pass an existing folder."
-            )
+            raise CorpusError(f"Corpus path not found: {root}. Check the spelling, or pass an existing folder.")
         prefix = f"{root.name}/" if len(paths) > 1 and root.is_dir() else ""
         for file, doc_id in _files_under(root):
             doc_id = prefix + doc_id
@@ -81,7 +77,6 @@ def load_corpus(paths: Sequence[Path]) -> list[Document]:
     if not any(d.text.strip() for d in docs):
         shown = ", ".join(str(p) for p in paths)
         raise CorpusError(
-            f"The corpus at {shown} has no readable text: it needs at least one non-empty UTF-8 "
-            f".txt or .md file."
+            f"The corpus at {shown} has no readable text: it needs at least one non-empty UTF-8 .txt or .md file."
         )
     return docs

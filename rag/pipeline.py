@@ -24,13 +24,9 @@ def clean_question(question: str, max_chars: int = 1000) -> str:
         raise InvalidQuestion("The question must be text.")
     q = question.strip()
     if not q:
-        raise InvalidQuestion(
-            'The question is empty. Ask something, e.g. rag ask "Who opposed the price floor?"'
-        )
+        raise InvalidQuestion('The question is empty. Ask something, e.g. rag ask "Who opposed the price floor?"')
     if len(q) > max_chars:
-        raise InvalidQuestion(
-            f"The question is {len(q)} characters long; the limit is {max_chars}. Shorten it."
-        )
+        raise InvalidQuestion(f"The question is {len(q)} characters long; the limit is {max_chars}. Shorten it.")
     return q
 
 
@@ -85,9 +81,7 @@ class Pipeline:
         searcher = {"dense": dense, "bm25": bm25, "hybrid": HybridRetriever(dense, bm25, settings.rrf_k)}[
             settings.retrieval
         ]
-        retriever = PassageRetriever(
-            searcher, index.chunks, settings.candidate_k, settings.duplicate_threshold
-        )
+        retriever = PassageRetriever(searcher, index.chunks, settings.candidate_k, settings.duplicate_threshold)
         if embedder is None:
             embedder = load_embedder(settings)
         reader = make_reader(settings, index, bm25)

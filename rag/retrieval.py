@@ -137,9 +137,7 @@ class HybridRetriever:
 class PassageRetriever:
     """Wraps a row-level retriever: maps rows to chunks and collapses duplicates into top-k hits."""
 
-    def __init__(
-        self, searcher: Retriever, chunks: Sequence[Chunk], candidate_k: int, threshold: float
-    ) -> None:
+    def __init__(self, searcher: Retriever, chunks: Sequence[Chunk], candidate_k: int, threshold: float) -> None:
         self.searcher, self.chunks = searcher, chunks
         self.candidate_k, self.threshold = candidate_k, threshold
 

@@ -185,9 +185,7 @@ def build_index(
     for doc in docs:
         reuse = prev is not None and doc.doc_id in prev_docs and prev_docs[doc.doc_id].sha256 == doc.sha256
         (unchanged if reuse else changed if doc.doc_id in prev_docs else added).append(doc.doc_id)
-        for start, end, spans in chunk_text(
-            doc.text, settings.chunk_max_chars, settings.chunk_overlap_sentences
-        ):
+        for start, end, spans in chunk_text(doc.text, settings.chunk_max_chars, settings.chunk_overlap_sentences):
             chunks.append(Chunk(len(chunks), doc.doc_id, start, end, doc.text[start:end], spans))
             chunk_vecs.append(None)
             for sp in spans:
@@ -226,30 +224,18 @@ def build_index(
     else:  # pragma: no cover - an empty corpus is rejected by load_corpus
         raise RagError("Nothing to embed.")
 
-    cv = (
-        np.vstack([v for v in chunk_vecs]).astype(np.float32)
-        if chunks
-        else np.zeros((0, emb_info.dim), np.float32)
-    )
-    sv = (
-        np.vstack([v for v in sent_vecs]).astype(np.float32)
-        if sentences
-        else np.zeros((0, emb_info.dim), np.float32)
-    )
+    cv = np.vstack([v for v in chunk_vecs]).astype(np.float32) if chunks else np.zeros((0, emb_info.dim), np.float32)
+    sv = np.vstack([v for v in sent_vecs]).astype(np.float32) if sentences else np.zeros((0, emb_info.dim), np.float32)
     faiss_index, faiss_info = make_faiss_index(cv, settings)
 
     manifest = Manifest(
         rag_version=__version__,
         corpus=[str(p) for p in paths],
         embedding=emb_info,
-        chunking=ChunkingInfo(
-            max_chars=settings.chunk_max_chars, overlap_sentences=settings.chunk_overlap_sentences
-        ),
+        chunking=ChunkingInfo(max_chars=settings.chunk_max_chars, overlap_sentences=settings.chunk_overlap_sentences),
         faiss=faiss_info,
         documents={
-            d.doc_id: DocumentInfo(
-                sha256=d.sha256, chars=len(d.text), chunks=sum(c.doc_id == d.doc_id for c in chunks)
-            )
+            d.doc_id: DocumentInfo(sha256=d.sha256, chars=len(d.text), chunks=sum(c.doc_id == d.doc_id for c in chunks))
             for d in docs
         },
         counts={"documents": len(docs), "chunks": len(chunks), "sentences": len(sentences)},
@@ -341,12 +327,8 @@ def _write_atomically(
         )
         np.save(tmp / "chunk_vectors.npy", chunk_vectors)
         np.save(tmp / "sentence_vectors.npy", sentence_vectors)
-        _write_jsonl(
-            tmp / "sentences.jsonl", [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in sentences]
-        )
-        _write_jsonl(
-            tmp / "documents.jsonl", [{"doc_id": d.doc_id, "sha256": d.sha256, "text": d.text} for d in docs]
-        )
+        _write_jsonl(tmp / "sentences.jsonl", [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in sentences])
+        _write_jsonl(tmp / "documents.jsonl", [{"doc_id": d.doc_id, "sha256": d.sha256, "text": d.text} for d in docs])
         manifest.files = {name: _sha256_file(tmp / name) for name in ARTEFACTS}
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         if index_dir.is_dir():
@@ -427,16 +409,12 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
             )
             for r in _read_jsonl(index_dir / "chunks.jsonl")
         ]
-        sentences = [
-            SentenceRef(r["doc_id"], r["start"], r["end"]) for r in _read_jsonl(index_dir / "sentences.jsonl")
-        ]
+        sentences = [SentenceRef(r["doc_id"], r["start"], r["end"]) for r in _read_jsonl(index_dir / "sentences.jsonl")]
         chunk_vectors = np.load(index_dir / "chunk_vectors.npy", allow_pickle=False)
         sentence_vectors = np.load(index_dir / "sentence_vectors.npy", allow_pickle=False)
         faiss_index = faiss.read_index(str(index_dir / "vectors.faiss"))
     except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
-        raise IndexCorrupt(
-            f"The index in {index_dir} cannot be read ({exc.__class__.__name__}). {hint}"
-        ) from None
+        raise IndexCorrupt(f"The index in {index_dir} cannot be read ({exc.__class__.__name__}). {hint}") from None
     if (
         faiss_index.ntotal != len(chunks)
         or len(chunk_vectors) != len(chunks)

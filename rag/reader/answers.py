@@ -52,9 +52,7 @@ def merge_predictions(
             seen.add((p.doc_id, p.start, p.end))
             doc = documents[p.doc_id]
             cites.append(
-                Citation(
-                    p.doc_id, p.start, p.end, doc[p.quote_start : p.quote_end], p.quote_start, p.quote_end
-                )
+                Citation(p.doc_id, p.start, p.end, doc[p.quote_start : p.quote_end], p.quote_start, p.quote_end)
             )
         score = min(1.0, max(0.0, best.score))
         if score >= threshold:

@@ -155,9 +155,7 @@ class HeuristicReader:
                     score * factor,
                 )
             )
-        fallback = (
-            self.w.sentence_fallback if kind == "sentence" or not preds else self.w.sentence_fallback * 0.8
-        )
+        fallback = self.w.sentence_fallback if kind == "sentence" or not preds else self.w.sentence_fallback * 0.8
         preds.append(
             SpanPrediction(
                 sent.doc_id, sent.span.start, sent.span.end, sent.span.start, sent.span.end, score * fallback

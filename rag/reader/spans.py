@@ -33,9 +33,7 @@ _NAME_HEADS = frozenset(
 )
 _PLACE_HEADS = frozenset("city cities capital place location region continent".split())
 _DATE_HEADS = frozenset("year month day date week time period decade".split())
-_NUMBER_HEADS = frozenset(
-    "amount number percentage percent share figure quantity size price value total".split()
-)
+_NUMBER_HEADS = frozenset("amount number percentage percent share figure quantity size price value total".split())
 
 
 def question_type(question: str) -> tuple[AnswerType, str | None]:
