@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rag.types import Answer, Citation
-
-_ARTICLES = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -24,17 +21,27 @@ class SpanPrediction:
 
 
 def answer_key(text: str) -> str:
-    """Texts that differ only in case, spacing, punctuation or a leading article are the same answer."""
-    t = re.sub(r"[\W_]+", " ", text.lower()).strip()
-    return _ARTICLES.sub("", t)
+    """Texts that differ only in spacing are the same answer (so each citation quotes the answer as is)."""
+    return " ".join(text.split())
+
+
+SUPPORT_WEIGHTS = (1.0, 0.2, 0.1)
+
+
+def support_score(scores: Iterable[float], weights: tuple[float, ...] = SUPPORT_WEIGHTS) -> float:
+    """Evidence from several distinct sentences adds up, with diminishing weight: 1·s1 + 0.2·s2 + 0.1·s3."""
+    ranked = sorted(scores, reverse=True)
+    return min(1.0, max(0.0, sum(w * s for w, s in zip(weights, ranked))))
 
 
 def merge_predictions(
     preds: Iterable[SpanPrediction], documents: dict[str, str], top_k: int, threshold: float
 ) -> list[Answer]:
-    """Group predictions by answer text; keep the best score and one citation per distinct place.
+    """Group predictions by answer text, with one citation per distinct place.
 
-    Answers scoring below ``threshold`` are withheld; the rest come back best first, at most ``top_k``.
+    An answer's score is :func:`support_score` over the distinct quoted sentences that support it (a
+    sentence repeated verbatim in another place counts once). Answers scoring below ``threshold`` are
+    withheld; the rest come back best first, at most ``top_k``.
     """
     groups: dict[str, list[SpanPrediction]] = {}
     for p in preds:
@@ -54,7 +61,11 @@ def merge_predictions(
             cites.append(
                 Citation(p.doc_id, p.start, p.end, doc[p.quote_start : p.quote_end], p.quote_start, p.quote_end)
             )
-        score = min(1.0, max(0.0, best.score))
+        by_quote: dict[str, float] = {}
+        for p in group:
+            quote = documents[p.doc_id][p.quote_start : p.quote_end]
+            by_quote[quote] = max(by_quote.get(quote, 0.0), p.score)
+        score = support_score(by_quote.values())
         if score >= threshold:
             answers.append(Answer(documents[best.doc_id][best.start : best.end], score, tuple(cites)))
     answers.sort(key=lambda a: -a.score)

@@ -17,13 +17,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.reader.answers import SpanPrediction, merge_predictions
-from rag.reader.spans import candidates, question_type
+from rag.reader.spans import Lexicon, candidates, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, words
 from rag.types import Answer, Hit, Span
 
-_LOWER_WORD = re.compile(r"(?<![.!?]\s)(?<!^)\b([a-z][a-z’'\-]+)\b")
+_LOWER_WORD = re.compile(r"\b([a-z][a-z’'\-]+)\b")
+_MID_CAP_WORD = re.compile(r"(?<=[a-z,] )([A-Z][\w\-]*)")
+
+
+_SOURCE_AFTER = re.compile(
+    r"\s*,?\s*(?:has\s+|had\s+|also\s+)?(?:said|says|reported|reports|told|wrote|writes|noted|added)\b"
+)
+_SOURCE_BEFORE = re.compile(r"(?:\bvia|\baccording\s+to|\btold)\s+(?:the\s+)?$", re.IGNORECASE)
+_ASKS_SOURCE = re.compile(
+    r"\b(?:say|says|said|report\w*|told|tell|according|source|claim\w*|warn\w*|argu\w*|note\w*)\b", re.I
+)
+
+
+def is_attribution(sentence: str, start: int, end: int) -> bool:
+    """True for a name that only attributes the sentence: 'Reuters reported', 'via Reuters', 'X said'."""
+    return bool(_SOURCE_AFTER.match(sentence, end) or _SOURCE_BEFORE.search(sentence[:start]))
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,7 @@ class ReaderWeights:
     dense_floor: float = 0.10  # cosine mapped to 0
     dense_ceiling: float = 0.70  # cosine mapped to 1
     sentence_fallback: float = 0.75  # span confidence when the whole sentence is the answer
+    attribution: float = 0.6  # "Reuters reported": a source, not an actor, unless the question asks who said
     heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
     sentences_read: int = 8
 
@@ -53,12 +69,14 @@ def is_heading(sentence: str) -> bool:
     return not sentence.rstrip().endswith((".", "!", "?", '"', "”", "’", ")")) and len(sentence.split()) < 15
 
 
-def common_words(texts: Sequence[str]) -> frozenset[str]:
-    """Words that occur in lower case somewhere: a capitalised one of these is no name ('However')."""
-    out: set[str] = set()
+def build_lexicon(texts: Sequence[str]) -> Lexicon:
+    """Collect lower-case words and mid-sentence capitalised words of the corpus (see :class:`Lexicon`)."""
+    common: set[str] = set()
+    proper: set[str] = set()
     for t in texts:
-        out.update(m.group(1) for m in _LOWER_WORD.finditer(t))
-    return frozenset(out)
+        common.update(m.group(1) for m in _LOWER_WORD.finditer(t))
+        proper.update(m.group(1) for m in _MID_CAP_WORD.finditer(t))
+    return Lexicon(frozenset(common), frozenset(proper))
 
 
 class HeuristicReader:
@@ -76,7 +94,7 @@ class HeuristicReader:
         self.threshold = threshold
         self.w = weights or ReaderWeights()
         self.docs = {d: doc.text for d, doc in index.documents.items()}
-        self.common = common_words(list(self.docs.values()))
+        self.lexicon = build_lexicon(list(self.docs.values()))
 
     # -------------------------------------------------------------------------------- sentences
     def _sentences(self, hits: Sequence[Hit]) -> list[_Sent]:
@@ -119,6 +137,7 @@ class HeuristicReader:
     # -------------------------------------------------------------------------------- spans
     def _span_predictions(self, query: Query, sent: _Sent, score: float) -> list[SpanPrediction]:
         kind, unit = question_type(query.text)
+        asks_source = bool(_ASKS_SOURCE.search(query.text))
         qterms = set(query.terms)
         base = sent.span.start
         preds: list[SpanPrediction] = []
@@ -128,7 +147,7 @@ class HeuristicReader:
             t = terms(w_)
             if t and t[0] in qterms:
                 match_pos.append(((s + e) / 2, self.idf.get(t[0], self.default_idf)))
-        for cand in candidates(sent.text, kind, unit, self.common):
+        for cand in candidates(sent.text, kind, unit, self.lexicon):
             ctext = sent.text[cand.start : cand.end]
             cterms = terms(ctext)
             if not cterms:
@@ -142,9 +161,17 @@ class HeuristicReader:
                 prox = sum(weight / (1.0 + abs(centre - pos) / 40.0) for pos, weight in match_pos) / total
             else:
                 prox = 0.5
-            factor = (0.8 + 0.2 * prox) * (0.6 + 0.4 * novelty)
+            # names that are everywhere in the corpus (its topic: "China", "US") are weaker evidence
+            rarity = min(1.0, sum(self.idf.get(t, self.default_idf) for t in cterms) / len(cterms) / self.default_idf)
+            factor = (0.8 + 0.2 * prox) * (0.6 + 0.4 * novelty) * (0.7 + 0.3 * rarity)
+            if kind in ("name", "place"):
+                factor *= 1.0 - 0.3 * cand.start / max(1, len(sent.text))  # subjects come first
+                if not asks_source and is_attribution(sent.text, cand.start, cand.end):
+                    factor *= self.w.attribution
             if kind == "phrase":
                 factor *= 0.9
+            if is_heading(sent.text):
+                factor *= 0.6
             preds.append(
                 SpanPrediction(
                     sent.doc_id,

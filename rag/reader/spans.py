@@ -80,19 +80,37 @@ def _is_cap(word: str) -> bool:
     return bool(word) and (word[0].isupper() or word[0].isdigit() and any(ch.isupper() for ch in word))
 
 
-def name_spans(sentence: str, common_words: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
+@dataclass(frozen=True)
+class Lexicon:
+    """What the corpus says about capitalisation: words seen in lower case, and capitalised mid-sentence."""
+
+    common: frozenset[str] = frozenset()
+    proper: frozenset[str] | None = None  # None: no evidence, accept any capitalised word
+
+
+def name_spans(sentence: str, lexicon: Lexicon = Lexicon()) -> list[tuple[int, int]]:
     """Runs of capitalised words (with inner 'of', 'for', '&'), as (start, end) offsets.
 
-    A capitalised word that is usually written in lower case (``common_words``; e.g. a sentence-initial
-    'However' or 'Ministers') does not start a name.
+    At the start of a sentence or clause a capital says nothing, so there a word starts a name only if
+    the corpus also capitalises it mid-sentence and never writes it in lower case ('However',
+    'Disagreements' and 'Ministers' are no names; 'Washington' is).
     """
     toks = list(words(sentence))
     spans: list[tuple[int, int]] = []
     i = 0
     while i < len(toks):
         w, s, e = toks[i]
-        lw = w.lower().rstrip("'s").rstrip("’s") if w.endswith(("'s", "’s")) else w.lower()
-        if not _is_cap(w) or lw in STOPWORDS or (lw in common_words and not w.isupper()):
+        lw = w.lower()
+        for suffix in ("'s", "’s"):
+            lw = lw.removesuffix(suffix)
+        # capitals at the start of a sentence or clause say nothing: there, a usually-lower-case word is no name
+        initial = sentence[:s].rstrip() == "" or sentence[:s].rstrip()[-1] in ':;"“‘(•-–—'
+        weak = (
+            initial
+            and not w.isupper()
+            and (lw in lexicon.common or (lexicon.proper is not None and w not in lexicon.proper))
+        )
+        if not _is_cap(w) or lw in STOPWORDS or weak:
             i += 1
             continue
         j = i
@@ -226,16 +244,16 @@ def phrase_spans(sentence: str) -> list[tuple[int, int]]:
 
 
 def candidates(
-    sentence: str, kind: AnswerType, unit: str | None = None, common_words: frozenset[str] = frozenset()
+    sentence: str, kind: AnswerType, unit: str | None = None, lexicon: Lexicon = Lexicon()
 ) -> list[Candidate]:
     """Candidate answer spans of the requested kind inside ``sentence``."""
     if kind in ("name", "place"):
-        return [Candidate(s, e, kind) for s, e in name_spans(sentence, common_words)]
+        return [Candidate(s, e, kind) for s, e in name_spans(sentence, lexicon)]
     if kind == "date":
         return [Candidate(s, e, "date") for s, e in date_spans(sentence)]
     if kind == "number":
         return [Candidate(s, e, "number") for s, e in number_spans(sentence, unit)]
     if kind == "phrase":
-        spans = name_spans(sentence, common_words) + phrase_spans(sentence)
+        spans = name_spans(sentence, lexicon) + phrase_spans(sentence)
         return [Candidate(s, e, "phrase") for s, e in dict.fromkeys(spans)]
     return []

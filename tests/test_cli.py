@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+runner = CliRunner()
+
+
+def invoke(*args, env=None):
+    return runner.invoke(app, list(args), env={"RAG_CORPUS_DIR": str(SEEDS), **(env or {})})
+
+
+@pytest.mark.slow
+def test_ask_json_contract(seed_index_dir):
+    r = invoke("ask", "Who opposed the price floor?", "--json", "--index-dir", str(seed_index_dir))
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["question"] == "Who opposed the price floor?"
+    top = data["answers"][0]
+    assert set(top) >= {"text", "score", "citations"}
+    for c in top["citations"]:
+        text = (SEEDS / c["doc_id"]).read_text(encoding="utf-8")
+        assert text[c["quote_start"] : c["quote_end"]] == c["quote"]
+        assert text[c["start"] : c["end"]] == top["text"]
+
+
+@pytest.mark.slow
+def test_ask_human_output(seed_index_dir):
+    r = invoke("ask", "How big is Australia's strategic reserve?", "--index-dir", str(seed_index_dir))
+    assert r.exit_code == 0, r.output
+    assert "1.2 billion" in r.stdout and "score" in r.stdout and ".txt" in r.stdout
+
+
+@pytest.mark.slow
+def test_ask_builds_missing_index(tmp_path, embedder):
+    idx = tmp_path / "fresh"
+    r = invoke("ask", "When will the ministers meet?", "--index-dir", str(idx))
+    assert r.exit_code == 0, r.output
+    assert (idx / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "question,needle", [("", "empty"), ("   ", "empty"), ("x" * 1001, "limit is 1000")]
+)
+def test_bad_questions_one_line_error(question, needle, tmp_path):
+    r = invoke("ask", question, "--index-dir", str(tmp_path / "never-built"))
+    assert r.exit_code == 1
+    assert needle in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "never-built").exists()  # rejected before any work
+
+
+def test_index_missing_path(tmp_path):
+    r = invoke("index", str(tmp_path / "nope"), "--index-dir", str(tmp_path / "i"))
+    assert r.exit_code == 1 and "not found" in r.output and "Traceback" not in r.output
+
+
+def test_index_empty_corpus(tmp_path):
+    (tmp_path / "c").mkdir()
+    r = invoke("index", str(tmp_path / "c"), "--index-dir", str(tmp_path / "i"))
+    assert r.exit_code == 1 and "no readable text" in r.output
+
+
+@pytest.mark.slow
+def test_damaged_index_one_line_error(seed_index_dir, tmp_path):
+    import shutil
+
+    idx = tmp_path / "broken"
+    shutil.copytree(seed_index_dir, idx)
+    (idx / "sentence_vectors.npy").write_bytes(b"junk")
+    r = invoke("ask", "Who opposed the price floor?", "--index-dir", str(idx))
+    assert r.exit_code == 1 and "rag index" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_index_command_reports_skips(tmp_path, embedder):
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "a.txt").write_text("Alpha Corp makes magnets in Ohio.", encoding="utf-8")
+    idx = str(tmp_path / "i")
+    first = invoke("index", str(d), "--index-dir", idx)
+    assert first.exit_code == 0 and "1 added" in first.output
+    second = invoke("index", str(d), "--index-dir", idx)
+    assert second.exit_code == 0 and "1 unchanged" in second.output and "0 texts embedded" in second.output
+
+
+def test_help_teaches():
+    r = invoke("--help")
+    assert r.exit_code == 0 and "rag ask" in r.output
+    r = invoke("ask", "--help")
+    assert "--json" in r.output and "Example" in r.output
