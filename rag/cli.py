@@ -150,6 +150,91 @@ def serve(
         raise _fail(str(exc)) from None
 
 
+@app.command("eval")
+def eval_(
+    gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold set (JSON lines), e.g. eval/gold.jsonl.")] = None,  # noqa: UP045
+    squad: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--squad", help="A SQuAD 1.1/2.0 JSON file: each paragraph becomes a document."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Gold split to use: dev, test or all.")] = "all",
+    index_dir: IndexDirOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="Where predictions.jsonl and metrics.json go.")] = Path(
+        "eval/runs/latest"
+    ),
+    baselines: Annotated[bool, typer.Option(help="Also run BM25-only, dense-only and the naive reader.")] = True,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Print F1 per abstention threshold (tune on the dev split only).")
+    ] = False,
+) -> None:
+    """Evaluate answers against a gold set and print a metrics table.
+
+    Examples:
+
+      rag eval --gold eval/gold.jsonl --split test --out eval/runs/seeds-test
+
+      rag eval --squad data/squad2-dev-sample.json --out eval/runs/squad
+    """
+    import tempfile
+
+    from rich.progress import Progress
+
+    from rag import evaluate
+    from rag.pipeline import Pipeline
+
+    if (gold is None) == (squad is None):
+        raise _fail("give exactly one of --gold FILE or --squad FILE")
+    if split not in ("dev", "test", "all"):
+        raise _fail(f"--split must be dev, test or all, not {split!r}")
+    s = _settings(index_dir=index_dir)
+    try:
+        if squad is not None:
+            from rag.squad import load_squad, write_corpus
+
+            docs, items = load_squad(squad)
+            work = Path(tempfile.mkdtemp(prefix="rag-squad-"))
+            corpus = write_corpus(docs, work / "corpus")
+            s = s.model_copy(update={"corpus_dir": corpus, "index_dir": index_dir or work / "index"})
+            typer.echo(f"SQuAD: {len(docs)} paragraphs, {len(items)} questions; indexing into {s.index_dir}", err=True)
+            from rag.embedding import load_embedder
+            from rag.store import build_index
+
+            build_index([corpus], s, s.index_dir, lambda: load_embedder(s), progress=True)
+        else:
+            from rag.squad import load_gold
+
+            items = load_gold(gold)
+            if split != "all":
+                items = [it for it in items if it.split == split]
+        if not items:
+            raise _fail(f"no questions to evaluate (split {split!r} is empty)")
+        pipeline = Pipeline.from_settings(s, progress=True)
+        with Progress(transient=True) as bar:
+            task = bar.add_task("answering", total=len(items))
+            runs = evaluate.run(pipeline, items, with_baselines=baselines, on_progress=lambda n: bar.advance(task, n))
+    except RagError as exc:
+        raise _fail(str(exc)) from None
+    assert pipeline.index is not None
+    documents = {d: doc.text for d, doc in pipeline.index.documents.items()}
+    all_metrics = {r.name: evaluate.metrics(r, documents) for r in runs}
+    meta = {
+        "source": str(squad or gold),
+        "split": "squad" if squad else split,
+        "questions": len(items),
+        "settings": {k: str(v) for k, v in s.model_dump().items()},
+    }
+    evaluate.write_outputs(out, runs, all_metrics, meta)
+    typer.echo(evaluate.markdown_table(all_metrics))
+    typer.echo(f"\nwrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")
+    if sweep:
+        full = next(r for r in runs if r.name == evaluate.FULL)
+        curve = evaluate.sweep_thresholds(full.records)
+        best_t, best_f1 = max(curve, key=lambda tf: (tf[1], -tf[0]))
+        typer.echo(f"best abstention threshold on these {len(items)} questions: {best_t:.2f} (F1 {best_f1 * 100:.1f})")
+        for t, f in curve[::5]:
+            typer.echo(f"  threshold {t:.2f}: F1 {f * 100:.1f}")
+
+
 def main() -> None:
     _setup_logging()
     t0 = time.perf_counter()

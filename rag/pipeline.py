@@ -11,7 +11,7 @@ from rag.config import Settings
 from rag.errors import IndexMissing, InvalidQuestion
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, PassageRetriever, Query
 from rag.store import IndexData, build_index, load_index
-from rag.types import Result
+from rag.types import Hit, Result
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -51,19 +51,19 @@ class Pipeline:
 
     def ask_batch(self, questions: Sequence[str], top_k: int | None = None) -> list[Result]:
         qs = [clean_question(q, self.max_question_chars) for q in questions]
-        k = top_k or self.top_k
-        queries = self._queries(qs)
-        results = []
-        for q in queries:
-            hits = self.retriever.retrieve(q, self.retrieve_k)
-            results.append(Result(q.text, tuple(self.reader.read(q, hits, k))))
-        return results
+        return [self.answer(q, top_k)[0] for q in self.queries(qs)]
 
-    def retrieve(self, question: str, k: int | None = None):  # noqa: ANN201 - list[Hit]
-        q = self._queries([clean_question(question, self.max_question_chars)])[0]
+    def answer(self, query: Query, top_k: int | None = None) -> tuple[Result, list[Hit]]:
+        """Retrieve and read for one prepared query; also return the evidence passages."""
+        hits = self.retriever.retrieve(query, self.retrieve_k)
+        return Result(query.text, tuple(self.reader.read(query, hits, top_k or self.top_k))), hits
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        q = self.queries([clean_question(question, self.max_question_chars)])[0]
         return self.retriever.retrieve(q, k or self.retrieve_k)
 
-    def _queries(self, qs: Sequence[str]) -> list[Query]:
+    def queries(self, qs: Sequence[str]) -> list[Query]:
+        """Embed questions once (when the retriever or reader uses vectors)."""
         if self.embedder is None:
             return [Query.make(q) for q in qs]
         with self._lock:

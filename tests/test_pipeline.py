@@ -61,7 +61,7 @@ def test_dense_alone_ranks_the_rubio_passage_lower(pipeline):
     from rag.retrieval import DenseRetriever
 
     dense = DenseRetriever(pipeline.index.faiss_index)
-    q = pipeline._queries(["Who convened the Washington meeting?"])[0]
+    q = pipeline.queries(["Who convened the Washington meeting?"])[0]
     rows = [r for r, _ in dense.search(q, len(pipeline.index.chunks))]
     rubio = min(i for i, r in enumerate(rows) if "Rubio" in pipeline.index.chunks[r].text)
     hybrid = pipeline.retrieve("Who convened the Washington meeting?", 40)

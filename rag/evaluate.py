@@ -1,0 +1,211 @@
+"""Evaluation runs: answer a gold set with the full system and with baselines, side by side."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.metrics import best_of_k_f1, citation_valid, exact_match, f1, percentile, recall_at_k, reciprocal_rank
+from rag.pipeline import Pipeline
+from rag.reader.baseline import FirstSentenceReader
+from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, PassageRetriever, Query
+from rag.squad import GoldItem
+from rag.types import Hit, Result
+
+RECALL_K = 5
+FULL = "hybrid + reader (full)"
+
+
+@dataclass
+class Record:
+    """One gold question answered by one system variant."""
+
+    item: GoldItem
+    result: Result
+    retrieved_docs: list[str]
+    latency_ms: float | None = None
+    unthresholded_top: tuple[str, float] | None = None  # for threshold sweeps
+
+
+@dataclass
+class VariantRun:
+    name: str
+    records: list[Record] = field(default_factory=list)
+
+
+def retrieved_doc_ids(hits: Sequence[Hit]) -> list[str]:
+    """Documents in retrieval order, each once (a hit's duplicates count at the hit's rank)."""
+    out: list[str] = []
+    for h in hits:
+        for c in h.chunks:
+            if c.doc_id not in out:
+                out.append(c.doc_id)
+    return out
+
+
+def hits_doc_ranks(hits: Sequence[Hit]) -> list[list[str]]:
+    return [[c.doc_id for c in h.chunks] for h in hits]
+
+
+def variants(p: Pipeline) -> dict[str, Pipeline]:
+    """The full pipeline and the comparison systems built from the same index and reader."""
+    assert p.index is not None
+    searcher = p.retriever.searcher
+    if isinstance(searcher, HybridRetriever):
+        dense, lexical, rrf_k = searcher.dense, searcher.lexical, searcher.rrf_k
+    else:
+        dense = DenseRetriever(p.index.faiss_index)
+        lexical = BM25Retriever([c.text for c in p.index.chunks])
+        rrf_k = 60
+    base = p.retriever
+
+    def with_searcher(s) -> PassageRetriever:  # noqa: ANN001
+        return PassageRetriever(s, base.chunks, base.candidate_k, base.threshold)
+
+    def clone(retriever: PassageRetriever | None = None, reader=None) -> Pipeline:  # noqa: ANN001
+        return Pipeline(
+            retriever or p.retriever,
+            reader or p.reader,
+            p.embedder,
+            index=p.index,
+            retrieve_k=p.retrieve_k,
+            top_k=p.top_k,
+            max_question_chars=p.max_question_chars,
+        )
+
+    docs = {d: doc.text for d, doc in p.index.documents.items()}
+    return {
+        FULL: clone(with_searcher(HybridRetriever(dense, lexical, rrf_k))),
+        "bm25 + reader": clone(with_searcher(lexical)),
+        "dense + reader": clone(with_searcher(dense)),
+        "hybrid + first sentence (naive)": clone(
+            with_searcher(HybridRetriever(dense, lexical, rrf_k)), FirstSentenceReader(docs)
+        ),
+    }
+
+
+def run(
+    pipeline: Pipeline,
+    items: Sequence[GoldItem],
+    *,
+    with_baselines: bool = True,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[VariantRun]:
+    """Answer every gold question with each variant. Latency is measured for the full system only."""
+    systems = variants(pipeline) if with_baselines else {FULL: pipeline}
+    runs = {name: VariantRun(name) for name in systems}
+    open_reader = copy.copy(pipeline.reader)
+    if hasattr(open_reader, "threshold"):
+        open_reader.threshold = 0.0  # type: ignore[attr-defined]
+    for item in items:
+        t0 = time.perf_counter()
+        q: Query = pipeline.queries([item.question])[0]
+        result, hits = systems[FULL].answer(q)
+        latency = (time.perf_counter() - t0) * 1000
+        raw = open_reader.read(q, hits, 1)
+        runs[FULL].records.append(
+            Record(item, result, retrieved_doc_ids(hits), latency, (raw[0].text, raw[0].score) if raw else None)
+        )
+        for name, system in systems.items():
+            if name != FULL:
+                r, h = system.answer(q)
+                runs[name].records.append(Record(item, r, retrieved_doc_ids(h)))
+        if on_progress:
+            on_progress(1)
+    return list(runs.values())
+
+
+def metrics(run_: VariantRun, documents: dict[str, str]) -> dict[str, Any]:
+    """Aggregate the metrics of one variant over its records."""
+    recs = run_.records
+    answerable = [r for r in recs if r.item.answers]
+    unanswerable = [r for r in recs if not r.item.answers]
+
+    def top(r: Record) -> str | None:
+        return r.result.answers[0].text if r.result.answers else None
+
+    def mean(xs: Sequence[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    cites = [c for r in recs for a in r.result.answers for c in a.citations]
+    valid = [citation_valid(c, documents[c.doc_id]) for c in cites]
+    latencies = [r.latency_ms for r in recs if r.latency_ms is not None]
+    out: dict[str, Any] = {
+        "questions": len(recs),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "exact_match": mean([exact_match(top(r), list(r.item.answers)) for r in recs]),
+        "f1": mean([f1(top(r), list(r.item.answers)) for r in recs]),
+        "f1_answerable": mean([f1(top(r), list(r.item.answers)) for r in answerable]),
+        "f1_at_3": mean([best_of_k_f1([a.text for a in r.result.answers[:3]], list(r.item.answers)) for r in recs]),
+        f"recall_at_{RECALL_K}": mean(
+            [recall_at_k(r.retrieved_docs, list(r.item.doc_ids), RECALL_K) for r in answerable]
+        ),
+        "mrr": mean([reciprocal_rank(r.retrieved_docs, list(r.item.doc_ids)) for r in answerable]),
+        "citations": len(cites),
+        "citation_validity": mean([float(v) for v in valid]) if valid else 1.0,
+        "abstention_unanswerable": mean([float(not r.result.answers) for r in unanswerable]),
+        "false_abstention_answerable": mean([float(not r.result.answers) for r in answerable]),
+        "latency_p50_ms": percentile(latencies, 50) if latencies else None,
+        "latency_p95_ms": percentile(latencies, 95) if latencies else None,
+    }
+    return out
+
+
+def sweep_thresholds(records: Sequence[Record], steps: int = 100) -> list[tuple[float, float]]:
+    """Mean F1 of the top answer for each abstention threshold in [0, 1] (pure: uses recorded scores)."""
+    out = []
+    for i in range(steps + 1):
+        t = i / steps
+        scores = []
+        for r in records:
+            pred = r.unthresholded_top[0] if r.unthresholded_top and r.unthresholded_top[1] >= t else None
+            scores.append(f1(pred, list(r.item.answers)))
+        out.append((t, sum(scores) / len(scores) if scores else 0.0))
+    return out
+
+
+def write_outputs(
+    out_dir: Path, runs: Sequence[VariantRun], all_metrics: dict[str, dict[str, Any]], meta: dict
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    full = next(r for r in runs if r.name == FULL)
+    with (out_dir / "predictions.jsonl").open("w", encoding="utf-8") as f:
+        for rec in full.records:
+            row = {"id": rec.item.id, **rec.result.to_dict(), "latency_ms": round(rec.latency_ms or 0.0, 2)}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    (out_dir / "metrics.json").write_text(
+        json.dumps({"meta": meta, "variants": all_metrics}, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+
+
+_COLUMNS = [
+    ("EM", "exact_match", 100),
+    ("F1", "f1", 100),
+    ("F1@3", "f1_at_3", 100),
+    (f"R@{RECALL_K}", f"recall_at_{RECALL_K}", 100),
+    ("MRR", "mrr", 100),
+    ("cite ok %", "citation_validity", 100),
+    ("abstain (unans.) %", "abstention_unanswerable", 100),
+    ("false abstain %", "false_abstention_answerable", 100),
+    ("p50 ms", "latency_p50_ms", 1),
+    ("p95 ms", "latency_p95_ms", 1),
+]
+
+
+def markdown_table(all_metrics: dict[str, dict[str, Any]]) -> str:
+    head = "| system | " + " | ".join(c for c, _, _ in _COLUMNS) + " |"
+    sep = "|---|" + "---:|" * len(_COLUMNS)
+    rows = []
+    for name, m in all_metrics.items():
+        cells = []
+        for _, key, scale in _COLUMNS:
+            v = m.get(key)
+            cells.append("–" if v is None else f"{v * scale:.1f}")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([head, sep, *rows])
