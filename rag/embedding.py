@@ -62,7 +62,10 @@ class TorchEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()  # the "Loading weights" bar is noise on every start
             self._model = SentenceTransformer(path, device="cpu")
         except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear message
             raise ModelError(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.reader.answers import SpanPrediction, merge_predictions
-from rag.reader.spans import Lexicon, candidates, question_type
+from rag.reader.spans import Candidate, Lexicon, candidates, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, words
@@ -34,6 +34,39 @@ _SOURCE_BEFORE = re.compile(r"(?:\bvia|\baccording\s+to|\btold)\s+(?:the\s+)?$",
 _ASKS_SOURCE = re.compile(
     r"\b(?:say|says|said|report\w*|told|tell|according|source|claim\w*|warn\w*|argu\w*|note\w*)\b", re.I
 )
+
+
+_LOCATIVE = re.compile(r"\b(?:in|at|near|into|inside|outside|across|throughout)\s+(?:the\s+)?$", re.IGNORECASE)
+
+
+def trim_question_words(sentence: str, cand: Candidate, qterms: set[str]) -> Candidate | None:
+    """Drop words the question already says from both ends of a span ('US Interior Secretary Doug
+    Burgum' asked as 'Who is the US Interior Secretary?' → 'Doug Burgum'); None if nothing is left."""
+    toks = [(s, e) for w, s, e in words(sentence[cand.start : cand.end])]
+    keep = [(s, e) for s, e in toks]
+
+    if cand.kind in ("number", "date"):
+        return cand
+
+    def asked(span: tuple[int, int]) -> bool:
+        t = terms(sentence[cand.start + span[0] : cand.start + span[1]])
+        return bool(t) and all(x in qterms for x in t)
+
+    def edge(span: tuple[int, int]) -> bool:  # a question word, or a stopword next to one
+        return asked(span) or not terms(sentence[cand.start + span[0] : cand.start + span[1]])
+
+    removed = False
+    while keep and edge(keep[0]):
+        removed |= asked(keep[0])
+        keep = keep[1:]
+    while keep and edge(keep[-1]):
+        removed |= asked(keep[-1])
+        keep = keep[:-1]
+    if not keep:
+        return None
+    if not removed:
+        return cand
+    return Candidate(cand.start + keep[0][0], cand.start + keep[-1][1], cand.kind)
 
 
 def is_attribution(sentence: str, start: int, end: int) -> bool:
@@ -148,6 +181,9 @@ class HeuristicReader:
             if t and t[0] in qterms:
                 match_pos.append(((s + e) / 2, self.idf.get(t[0], self.default_idf)))
         for cand in candidates(sent.text, kind, unit, self.lexicon):
+            cand = trim_question_words(sent.text, cand, qterms)
+            if cand is None:
+                continue  # the span only repeats the question
             ctext = sent.text[cand.start : cand.end]
             cterms = terms(ctext)
             if not cterms:
@@ -169,7 +205,9 @@ class HeuristicReader:
                 if not asks_source and is_attribution(sent.text, cand.start, cand.end):
                     factor *= self.w.attribution
             if kind == "phrase":
-                factor *= 0.9
+                factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
+            if kind == "place":
+                factor *= 1.0 if _LOCATIVE.search(sent.text, 0, cand.start) else 0.8
             if is_heading(sent.text):
                 factor *= 0.6
             preds.append(

@@ -216,7 +216,7 @@ def number_spans(sentence: str, unit: str | None = None) -> list[tuple[int, int]
 
 
 # ---------------------------------------------------------------------------------------- phrases
-_CLAUSE_SPLIT = re.compile(r"\s*(?:[,;:()\"“”]|\s[–—-]\s|—)\s*")
+_CLAUSE_SPLIT = re.compile(r"\s*(?:,(?!\d)|[;:()\"“”]|\s[–—-]\s|—)\s*")
 
 
 def phrase_spans(sentence: str) -> list[tuple[int, int]]:
