@@ -65,6 +65,22 @@ class Settings(BaseSettings):
     # Reading
     reader: ReaderKind = "heuristic"
     hf_reader_model: str | None = Field(None, description="Local path of a SQuAD-trained QA model (reader=hf).")
+    hf_max_length: int = Field(
+        384, ge=32, le=4096, description="Tokens per model window (question + passage), reader=hf."
+    )
+    hf_doc_stride: int = Field(
+        128, ge=0, le=2048, description="Tokens shared by consecutive windows of a long passage (reader=hf)."
+    )
+    hf_max_answer_tokens: int = Field(30, ge=1, le=512, description="Longest answer span in tokens (reader=hf).")
+    hf_max_question_tokens: int = Field(
+        64, ge=1, le=1024, description="Question tokens kept; the rest is cut off (reader=hf)."
+    )
+    hf_batch_size: int = Field(16, ge=1, le=1024, description="Windows per forward pass (reader=hf).")
+    hf_null_margin: float = Field(
+        0.0,
+        description="A span is kept only if its start+end logit beats the no-answer (CLS) logit by more than "
+        "this (SQuAD 2.0 null_score_diff_threshold); lower it to answer more often (reader=hf).",
+    )
     top_k: int = Field(3, ge=1, le=20, description="Answers returned.")
     abstain_threshold: float = Field(
         0.30,

@@ -45,9 +45,7 @@ def test_ask_builds_missing_index(tmp_path, embedder):
     assert (idx / "manifest.json").exists()
 
 
-@pytest.mark.parametrize(
-    "question,needle", [("", "empty"), ("   ", "empty"), ("x" * 1001, "limit is 1000")]
-)
+@pytest.mark.parametrize("question,needle", [("", "empty"), ("   ", "empty"), ("x" * 1001, "limit is 1000")])
 def test_bad_questions_one_line_error(question, needle, tmp_path):
     r = invoke("ask", question, "--index-dir", str(tmp_path / "never-built"))
     assert r.exit_code == 1
