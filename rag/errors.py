@@ -32,3 +32,7 @@ class IndexCorrupt(RagError):
 
 class ModelError(RagError):
     """The embedding or reader model cannot be loaded or exported."""
+
+
+class GoldFormatError(RagError):
+    """A gold question file (eval JSON lines or SQuAD JSON) is malformed; the message names file and item."""
