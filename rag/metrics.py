@@ -130,9 +130,7 @@ def best_of_k_exact_match(predictions: Sequence[str | None], gold_answers: Seque
 def _need_gold_docs(gold_doc_ids: Iterable[str]) -> set[str]:
     gold = set(gold_doc_ids)
     if not gold:
-        raise ValueError(
-            "retrieval metrics are defined only for answerable questions (gold_doc_ids is empty)"
-        )
+        raise ValueError("retrieval metrics are defined only for answerable questions (gold_doc_ids is empty)")
     return gold
 
 

@@ -153,8 +153,7 @@ def load_gold(path: str | Path) -> list[GoldItem]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise GoldFormatError(
-                f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                "each line must be one JSON object."
+                f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object."
             ) from None
         item = gold_item_from_dict(obj, where)
         if item.id in seen:
@@ -368,9 +367,7 @@ def load_squad(path: str | Path) -> tuple[list[tuple[str, str]], list[GoldItem]]
             "expected a SQuAD 1.1/2.0 file."
         ) from None
     docs, gold = squad_to_corpus_and_gold(data, str(path))
-    items = [
-        GoldItem(g["id"], g["question"], tuple(g["answers"]), tuple(g["doc_ids"]), g["split"]) for g in gold
-    ]
+    items = [GoldItem(g["id"], g["question"], tuple(g["answers"]), tuple(g["doc_ids"]), g["split"]) for g in gold]
     return docs, items
 
 

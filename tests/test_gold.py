@@ -61,9 +61,7 @@ def test_supporting_docs_exist(items: list[GoldItem], seeds: dict[str, str]) -> 
             assert d in seeds, f"{it.id}: supporting doc {d} is not in seeds/"
 
 
-def test_every_answer_occurs_verbatim_in_a_supporting_doc(
-    items: list[GoldItem], seeds: dict[str, str]
-) -> None:
+def test_every_answer_occurs_verbatim_in_a_supporting_doc(items: list[GoldItem], seeds: dict[str, str]) -> None:
     for it in items:
         for a in it.answers:
             assert any(a in seeds[d] for d in it.doc_ids), f"{it.id}: {a!r} not in {it.doc_ids}"
