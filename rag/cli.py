@@ -228,11 +228,14 @@ def eval_(
     typer.echo(f"\nwrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")
     if sweep:
         full = next(r for r in runs if r.name == evaluate.FULL)
-        curve = evaluate.sweep_thresholds(full.records)
-        best_t, best_f1 = max(curve, key=lambda tf: (tf[1], -tf[0]))
-        typer.echo(f"best abstention threshold on these {len(items)} questions: {best_t:.2f} (F1 {best_f1 * 100:.1f})")
-        for t, f in curve[::5]:
-            typer.echo(f"  threshold {t:.2f}: F1 {f * 100:.1f}")
+        for k in (1, 3):
+            curve = evaluate.sweep_thresholds(full.records, k=k)
+            best_t, best_f1 = max(curve, key=lambda tf: (tf[1], -tf[0]))
+            label = "F1 of the top answer" if k == 1 else "F1 of the best of the top 3"
+            typer.echo(
+                f"\nabstention threshold by {label}: best {best_t:.2f} ({best_f1 * 100:.1f}) on {len(items)} questions"
+            )
+            typer.echo("  " + "  ".join(f"{t:.2f}:{f * 100:.1f}" for t, f in curve[20:81:5]))
 
 
 def main() -> None:

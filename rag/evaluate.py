@@ -29,7 +29,7 @@ class Record:
     result: Result
     retrieved_docs: list[str]
     latency_ms: float | None = None
-    unthresholded_top: tuple[str, float] | None = None  # for threshold sweeps
+    unthresholded: tuple[tuple[str, float], ...] = ()  # top answers before abstention, for threshold sweeps
 
 
 @dataclass
@@ -107,9 +107,9 @@ def run(
         q: Query = pipeline.queries([item.question])[0]
         result, hits = systems[FULL].answer(q)
         latency = (time.perf_counter() - t0) * 1000
-        raw = open_reader.read(q, hits, 1)
+        raw = open_reader.read(q, hits, 3)
         runs[FULL].records.append(
-            Record(item, result, retrieved_doc_ids(hits), latency, (raw[0].text, raw[0].score) if raw else None)
+            Record(item, result, retrieved_doc_ids(hits), latency, tuple((a.text, a.score) for a in raw))
         )
         for name, system in systems.items():
             if name != FULL:
@@ -157,15 +157,18 @@ def metrics(run_: VariantRun, documents: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def sweep_thresholds(records: Sequence[Record], steps: int = 100) -> list[tuple[float, float]]:
-    """Mean F1 of the top answer for each abstention threshold in [0, 1] (pure: uses recorded scores)."""
+def sweep_thresholds(records: Sequence[Record], steps: int = 100, k: int = 1) -> list[tuple[float, float]]:
+    """Mean F1 (of the best of the top ``k`` answers) for each abstention threshold in [0, 1].
+
+    Pure: uses the scores recorded before abstention, so no question is answered again.
+    """
     out = []
     for i in range(steps + 1):
         t = i / steps
         scores = []
         for r in records:
-            pred = r.unthresholded_top[0] if r.unthresholded_top and r.unthresholded_top[1] >= t else None
-            scores.append(f1(pred, list(r.item.answers)))
+            kept = [text for text, score in r.unthresholded[:k] if score >= t]
+            scores.append(best_of_k_f1(kept, list(r.item.answers)) if kept else f1(None, list(r.item.answers)))
         out.append((t, sum(scores) / len(scores) if scores else 0.0))
     return out
 

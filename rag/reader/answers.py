@@ -35,7 +35,11 @@ def support_score(scores: Iterable[float], weights: tuple[float, ...] = SUPPORT_
 
 
 def merge_predictions(
-    preds: Iterable[SpanPrediction], documents: dict[str, str], top_k: int, threshold: float
+    preds: Iterable[SpanPrediction],
+    documents: dict[str, str],
+    top_k: int,
+    threshold: float,
+    support: tuple[float, ...] = SUPPORT_WEIGHTS,
 ) -> list[Answer]:
     """Group predictions by answer text, with one citation per distinct place.
 
@@ -65,7 +69,7 @@ def merge_predictions(
         for p in group:
             quote = documents[p.doc_id][p.quote_start : p.quote_end]
             by_quote[quote] = max(by_quote.get(quote, 0.0), p.score)
-        score = support_score(by_quote.values())
+        score = support_score(by_quote.values(), support)
         if score >= threshold:
             answers.append(Answer(documents[best.doc_id][best.start : best.end], score, tuple(cites)))
     answers.sort(key=lambda a: -a.score)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.reader.answers import SpanPrediction, merge_predictions
+from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
 from rag.reader.spans import Candidate, Lexicon, candidates, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
@@ -69,6 +69,24 @@ def trim_question_words(sentence: str, cand: Candidate, qterms: set[str]) -> Can
     return Candidate(cand.start + keep[0][0], cand.start + keep[-1][1], cand.kind)
 
 
+_ASKS_PLURAL = re.compile(r"\b(?:countries|nations|members|companies|allies|economies|which\s+\w+s)\b", re.I)
+_ASKS_PERSON = re.compile(
+    r"\b(?:spokes\w*|secretary|expert|researcher|fellow|official|minister|leader|president|director|analyst|"
+    r"author|chief|head|executive|person|man|woman|whose\s+name)\b",
+    re.I,
+)
+
+
+def in_enumeration(sentence: str, start: int, end: int) -> bool:
+    """True for one item of a list of names ('the US, EU, the UK, Japan and New Zealand')."""
+    before = sentence[max(0, start - 30) : start]
+    after = sentence[end : end + 12]
+    # "..., Japan" is a list item only if a name stands before the comma ("However, Washington" is not)
+    left = re.search(r"(?:\band|\s[A-Z][\w.]*\s*,)\s*(?:the\s+)?$", before) is not None
+    right = re.match(r"\s*(?:,\s*(?:and\s+)?(?:the\s+)?[A-Z]|and\s+(?:the\s+)?[A-Z])", after) is not None
+    return left or right
+
+
 def is_attribution(sentence: str, start: int, end: int) -> bool:
     """True for a name that only attributes the sentence: 'Reuters reported', 'via Reuters', 'X said'."""
     return bool(_SOURCE_AFTER.match(sentence, end) or _SOURCE_BEFORE.search(sentence[:start]))
@@ -76,7 +94,8 @@ def is_attribution(sentence: str, start: int, end: int) -> bool:
 
 @dataclass(frozen=True)
 class ReaderWeights:
-    dense: float = 0.55
+    dense: float = 0.40
+    passage: float = 0.15  # dense similarity of the whole passage: context the sentence alone lacks
     lexical: float = 0.30
     neighbours: float = 0.05
     rank: float = 0.10
@@ -84,8 +103,10 @@ class ReaderWeights:
     dense_ceiling: float = 0.70  # cosine mapped to 1
     sentence_fallback: float = 0.75  # span confidence when the whole sentence is the answer
     attribution: float = 0.6  # "Reuters reported": a source, not an actor, unless the question asks who said
-    heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
+    heading: float = 0.6
+    enumeration: float = 0.75  # one item of a list of names is rarely the single answer  # a title or heading line (no closing punctuation) rarely states an answer
     sentences_read: int = 8
+    support: tuple[float, ...] = SUPPORT_WEIGHTS  # weights of the 1st, 2nd, 3rd supporting sentence
 
 
 @dataclass(frozen=True)
@@ -95,6 +116,7 @@ class _Sent:
     text: str
     rank: int
     neighbours: tuple[str, ...]
+    chunk_row: int
 
 
 def is_heading(sentence: str) -> bool:
@@ -141,7 +163,7 @@ class HeuristicReader:
                     if key in out:
                         continue
                     nb = tuple(doc[n.start : n.end] for n in (spans[i - 1 : i] + spans[i + 1 : i + 2]))
-                    out[key] = _Sent(chunk.doc_id, sp, doc[sp.start : sp.end], hit.rank, nb)
+                    out[key] = _Sent(chunk.doc_id, sp, doc[sp.start : sp.end], hit.rank, nb, chunk.row)
         return list(out.values())
 
     def _lexical(self, qterms: set[str], text_terms: set[str]) -> float:
@@ -154,15 +176,24 @@ class HeuristicReader:
         w = self.w
         qterms = set(query.terms)
         dense = np.zeros(len(sents), dtype=np.float32)
+        passage = np.zeros(len(sents), dtype=np.float32)
         if query.vector is not None and sents:
             rows = [self.index.sentence_row[(s.doc_id, s.span.start, s.span.end)] for s in sents]
             cos = self.index.sentence_vectors[rows] @ query.vector
             dense = np.clip((cos - w.dense_floor) / (w.dense_ceiling - w.dense_floor), 0.0, 1.0)
+            pcos = self.index.chunk_vectors[[s.chunk_row for s in sents]] @ query.vector
+            passage = np.clip((pcos - w.dense_floor) / (w.dense_ceiling - w.dense_floor), 0.0, 1.0)
         scores = np.empty(len(sents), dtype=np.float32)
         for i, s in enumerate(sents):
             lex = self._lexical(qterms, set(terms(s.text)))
             nb = self._lexical(qterms, set(terms(" ".join(s.neighbours)))) if s.neighbours else 0.0
-            scores[i] = w.dense * dense[i] + w.lexical * lex + w.neighbours * nb + w.rank / (1 + s.rank)
+            scores[i] = (
+                w.dense * dense[i]
+                + w.passage * passage[i]
+                + w.lexical * lex
+                + w.neighbours * nb
+                + w.rank / (1 + s.rank)
+            )
             if is_heading(s.text):
                 scores[i] *= w.heading
         return scores
@@ -171,6 +202,8 @@ class HeuristicReader:
     def _span_predictions(self, query: Query, sent: _Sent, score: float) -> list[SpanPrediction]:
         kind, unit = question_type(query.text)
         asks_source = bool(_ASKS_SOURCE.search(query.text))
+        asks_plural = bool(unit and unit.endswith("s")) or bool(_ASKS_PLURAL.search(query.text))
+        asks_person = bool(_ASKS_PERSON.search(query.text))
         qterms = set(query.terms)
         base = sent.span.start
         preds: list[SpanPrediction] = []
@@ -204,6 +237,10 @@ class HeuristicReader:
                 factor *= 1.0 - 0.3 * cand.start / max(1, len(sent.text))  # subjects come first
                 if not asks_source and is_attribution(sent.text, cand.start, cand.end):
                     factor *= self.w.attribution
+                if not asks_plural and in_enumeration(sent.text, cand.start, cand.end):
+                    factor *= self.w.enumeration
+                if asks_person:
+                    factor *= 1.15 if len(ctext.split()) >= 2 else 0.85
             if kind == "phrase":
                 factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
             if kind == "place":
@@ -244,4 +281,4 @@ class HeuristicReader:
                     continue
                 best_texts.append(s.text)
             preds.extend(self._span_predictions(query, s, float(scores[i])))
-        return merge_predictions(preds, self.docs, top_k, self.threshold)
+        return merge_predictions(preds, self.docs, top_k, self.threshold, self.w.support)

@@ -110,7 +110,16 @@ def name_spans(sentence: str, lexicon: Lexicon = Lexicon()) -> list[tuple[int, i
             and not w.isupper()
             and (lw in lexicon.common or (lexicon.proper is not None and w not in lexicon.proper))
         )
-        if not _is_cap(w) or lw in STOPWORDS or weak:
+        # a capitalised stopword mid-sentence can open a name when a capitalised word follows ("He Weiwen")
+        name_stop = (
+            lw in STOPWORDS
+            and not initial
+            and i + 1 < len(toks)
+            and _is_cap(toks[i + 1][0])
+            and toks[i + 1][0].lower() not in STOPWORDS
+            and sentence[e : toks[i + 1][1]] == " "
+        )
+        if not _is_cap(w) or (lw in STOPWORDS and not name_stop) or weak:
             i += 1
             continue
         j = i
