@@ -12,7 +12,7 @@ from typing import Any
 
 from rag.metrics import best_of_k_f1, citation_valid, exact_match, f1, percentile, recall_at_k, reciprocal_rank
 from rag.pipeline import Pipeline
-from rag.reader.baseline import FirstSentenceReader
+from rag.reader.baseline import AbstainReader, FirstSentenceReader
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, PassageRetriever, Query
 from rag.squad import GoldItem
 from rag.types import Hit, Result
@@ -86,6 +86,7 @@ def variants(p: Pipeline) -> dict[str, Pipeline]:
         "hybrid + first sentence (naive)": clone(
             with_searcher(HybridRetriever(dense, lexical, rrf_k)), FirstSentenceReader(docs)
         ),
+        "always abstain (reference)": clone(reader=AbstainReader()),
     }
 
 

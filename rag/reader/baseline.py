@@ -1,4 +1,4 @@
-"""A naive reader for comparison: the first sentence of the top passage, always answered."""
+"""Naive readers for comparison: the first sentence of the top passage, and always abstaining."""
 
 from __future__ import annotations
 
@@ -19,3 +19,10 @@ class FirstSentenceReader:
         s = c.sentences[0]
         quote = self.documents[c.doc_id][s.start : s.end]
         return [Answer(quote, 1.0, (Citation(c.doc_id, s.start, s.end, quote, s.start, s.end),))]
+
+
+class AbstainReader:
+    """Never answers: the reference point for a set where half the questions have no answer."""
+
+    def read(self, query: Query, hits: Sequence[Hit], top_k: int) -> list[Answer]:
+        return []
