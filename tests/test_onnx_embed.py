@@ -170,9 +170,15 @@ def test_equivalence_with_sentence_transformers(
     assert a.shape == b.shape == (len(seed_texts), 384)
     cosines = np.sum(a * b, axis=1)
     assert cosines.min() >= 0.9999, f"worst row {int(cosines.argmin())}: {cosines.min()}"
-    # batching must not matter: one by one gives the same rows
+    # batching must not matter: one by one, or in one big padded batch, gives the same rows
     single = np.vstack([onnx_embedder.encode([t]) for t in seed_texts[:20]])
     np.testing.assert_allclose(single, a[:20], atol=1e-5)
+    budget = onnx_embedder.max_batch_tokens
+    try:
+        onnx_embedder.max_batch_tokens = 10**6
+        np.testing.assert_allclose(onnx_embedder.encode(seed_texts[:64], batch_size=64), a[:64], atol=1e-5)
+    finally:
+        onnx_embedder.max_batch_tokens = budget
 
     qa, qb = onnx_embedder.encode(QUESTIONS), torch_embedder.encode(QUESTIONS)
     assert np.sum(qa * qb, axis=1).min() >= 0.9999
