@@ -6,6 +6,7 @@ query-time paths can run on the ONNX backend without ever importing torch.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 Backend = Literal["onnx", "torch"]
 _BUNDLED_ALIASES = {BUNDLED_MODEL, "all-MiniLM-L6-v2"}
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -97,18 +99,32 @@ class TorchEmbedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
-def load_embedder(settings: Settings, backend: Literal["auto", "onnx", "torch"] | None = None) -> Embedder:
-    """Build the configured embedder. ``auto`` prefers ONNX Runtime and falls back to torch."""
+def load_embedder(
+    settings: Settings, backend: Literal["auto", "onnx", "torch"] | None = None, *, rebuild: bool = False
+) -> Embedder:
+    """Build the configured embedder.
+
+    ``onnx`` uses ONNX Runtime (exporting the model once, into ``settings.model_cache_dir``) or raises
+    :class:`ModelError`; ``torch`` uses sentence-transformers; ``auto`` tries ONNX and falls back to torch
+    with a one-line warning. ``rebuild`` discards the model's cached ONNX export and exports it again.
+    """
     choice = backend or settings.embedding_backend
-    if choice in ("auto", "onnx"):
-        try:
-            from rag.onnx_embed import OnnxEmbedder
-        except ImportError:
-            if choice == "onnx":
-                raise ModelError(
-                    "The ONNX backend needs onnxruntime and tokenizers: `pip install onnxruntime tokenizers`, "
-                    "or set RAG_EMBEDDING_BACKEND=torch."
-                ) from None
-        else:
-            return OnnxEmbedder.from_settings(settings)
-    return TorchEmbedder(settings.embedding_model)
+    if choice == "torch":
+        return TorchEmbedder(settings.embedding_model)
+    try:
+        from rag.onnx_embed import OnnxEmbedder
+    except ImportError as exc:
+        if choice == "onnx":
+            raise ModelError(
+                f"The ONNX backend needs onnxruntime and tokenizers ({exc}): `pip install onnxruntime "
+                "tokenizers`, or set RAG_EMBEDDING_BACKEND=torch."
+            ) from exc
+        log.warning("ONNX backend unavailable (%s); using torch.", exc)
+        return TorchEmbedder(settings.embedding_model)
+    try:
+        return OnnxEmbedder.from_settings(settings, rebuild=rebuild)
+    except ModelError as exc:
+        if choice == "onnx":
+            raise
+        log.warning("ONNX backend unusable, using torch instead: %s", exc)
+        return TorchEmbedder(settings.embedding_model)
