@@ -118,9 +118,7 @@ def bulk(emb, texts: list[str], batch_size: int, runs: int) -> tuple[float, floa
 
 def fresh_process(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
     t = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", COLD_SCRIPT, *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-c", COLD_SCRIPT, *args], cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"fresh process failed:\n{proc.stderr}")
@@ -128,9 +126,7 @@ def fresh_process(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--squad", type=Path, default=REPO.parent / "shared/data/squad2-dev-half.json")
     parser.add_argument("--cache-dir", type=Path, default=None, help="ONNX export cache (default: settings)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: settings.embed_batch_size")

@@ -66,7 +66,10 @@ def index(
         typer.Argument(help="Files or folders of .txt/.md documents (default: seeds/, or RAG_CORPUS_DIR)."),
     ] = None,
     index_dir: IndexDirOpt = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything, ignoring the old index.")] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Re-embed everything (and re-export the ONNX model), ignoring the old index."),
+    ] = False,
 ) -> None:
     """Build or update the index. Unchanged files are skipped; changed and removed ones are handled.
 
@@ -78,7 +81,9 @@ def index(
     s = _settings(index_dir=index_dir)
     corpus = paths or [s.corpus_dir]
     try:
-        report = build_index(corpus, s, s.index_dir, lambda: load_embedder(s), progress=True, rebuild=rebuild)
+        report = build_index(
+            corpus, s, s.index_dir, lambda: load_embedder(s, rebuild=rebuild), progress=True, rebuild=rebuild
+        )
     except RagError as exc:
         raise _fail(str(exc)) from None
     typer.echo(

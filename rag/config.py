@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = Field(
         None, description="Where exported ONNX models are cached; default ~/.cache/rag/onnx."
     )
+    onnx_threads: int | None = Field(None, ge=1, le=256, description="ONNX Runtime threads; default one per CPU.")
 
     # Chunking
     chunk_max_chars: int = Field(600, ge=80, le=20000, description="Soft upper bound of a chunk's length.")

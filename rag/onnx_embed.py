@@ -145,7 +145,7 @@ class OnnxEmbedder:
             root=cache_root(settings.model_cache_dir),
             force=rebuild,
         )
-        threads = getattr(settings, "onnx_threads", None)  # optional setting; default: one per CPU
+        threads = settings.onnx_threads  # default (None): one per CPU
         return cls(settings.embedding_model, model_dir, export, spec=spec, threads=threads)
 
     @property

@@ -218,8 +218,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelError(
-            f"Cannot read {path} ({exc}). Reinstall or re-download the model, or set "
-            "RAG_EMBEDDING_BACKEND=torch."
+            f"Cannot read {path} ({exc}). Reinstall or re-download the model, or set RAG_EMBEDDING_BACKEND=torch."
         ) from exc
     if not isinstance(data, dict):
         raise ModelError(f"{path} is not a JSON object. Reinstall or re-download the model.")
@@ -329,9 +328,7 @@ def verify_entry(path: Path, *, root: Path | None = None) -> dict[str, Any]:
         raise _damaged(path, f"{META_FILE} is missing") from None
     except (OSError, ValueError) as exc:
         raise _damaged(path, f"{META_FILE} is unreadable: {exc}") from None
-    if not isinstance(meta, dict) or not {"fingerprint", "export_id", "onnx_sha256", "onnx_size"} <= set(
-        meta
-    ):
+    if not isinstance(meta, dict) or not {"fingerprint", "export_id", "onnx_sha256", "onnx_size"} <= set(meta):
         raise _damaged(path, f"{META_FILE} lacks required fields")
     try:
         size = onnx_file.stat().st_size
@@ -346,9 +343,7 @@ def verify_entry(path: Path, *, root: Path | None = None) -> dict[str, Any]:
     return meta
 
 
-def find_export(
-    model_dir: Path, *, model_name: str, root: Path, fingerprint: str | None = None
-) -> ExportEntry | None:
+def find_export(model_dir: Path, *, model_name: str, root: Path, fingerprint: str | None = None) -> ExportEntry | None:
     """The verified cache entry for this model's current content, or None if it was never exported."""
     fingerprint = fingerprint or fingerprint_model_dir(model_dir, root=root)
     path = entry_dir(root, model_name, export_id_for(fingerprint))
@@ -475,9 +470,7 @@ def _export_to_dir(spec: ModelSpec, onnx_path: Path) -> dict[str, Any]:
             self.inner = inner
 
         def forward(self, input_ids: Any, attention_mask: Any, *rest: Any) -> Any:
-            extended = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(
-                torch.float32
-            ).min
+            extended = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
             kwargs = {"token_type_ids": rest[0]} if rest else {}
             return self.inner(input_ids=input_ids, attention_mask=extended, **kwargs).last_hidden_state
 

@@ -13,8 +13,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory):
+    """Tests (CLI runs included) export the ONNX model into a temporary cache, never the user's."""
+    os.environ["RAG_MODEL_CACHE_DIR"] = str(tmp_path_factory.mktemp("onnx-cache"))
+    yield
+    os.environ.pop("RAG_MODEL_CACHE_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def settings_factory():
+    """Settings for tests: the seeds as corpus."""
     from rag.config import Settings
 
     def make(**kw):
