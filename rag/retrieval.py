@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -45,6 +46,7 @@ def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, 
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
+@lru_cache(maxsize=100_000)
 def shingles(text: str, n: int = 3) -> frozenset[tuple[str, ...]]:
     t = terms(text)
     if len(t) < n:
@@ -98,7 +100,7 @@ class BM25Retriever:
         import bm25s
 
         self._bm25 = bm25s.BM25()
-        tokenized = [terms(t) or ["<empty>"] for t in texts]
+        tokenized = [list(terms(t)) or ["<empty>"] for t in texts]
         self._bm25.index(tokenized, show_progress=False)
         self._vocab = set(self._bm25.vocab_dict)
         self._n = len(texts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 WORD_RE = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:[’'.\-][A-Za-z0-9\u00C0-\u024F]+)*")
 
@@ -25,6 +26,7 @@ def words(text: str) -> Iterator[tuple[str, int, int]]:
         yield m.group(), m.start(), m.end()
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A deliberately light suffix stripper: enough to match guarantee/guarantees, meet/meeting."""
     w = word.lower().replace("’", "'")
@@ -52,12 +54,27 @@ def stem(word: str) -> str:
     return w
 
 
-def terms(text: str) -> list[str]:
-    """Lower-cased, stemmed content words: the unit of lexical matching (BM25 and the reader)."""
+@lru_cache(maxsize=100_000)
+def terms(text: str) -> tuple[str, ...]:
+    """Lower-cased, stemmed content words: the unit of lexical matching (BM25 and the reader).
+
+    Cached: passages and sentences are analysed once, not on every question.
+    """
     out = []
     for w, _, _ in words(text):
         lw = w.lower().replace("’", "'")
         if lw in STOPWORDS:
             continue
         out.append(stem(lw))
-    return out
+    return tuple(out)
+
+
+@lru_cache(maxsize=50_000)
+def word_terms(text: str) -> tuple[tuple[str, int, int], ...]:
+    """(term, start, end) for every content word of ``text`` (cached), for locating question words."""
+    out = []
+    for w, s, e in words(text):
+        t = terms(w)
+        if t:
+            out.append((t[0], s, e))
+    return tuple(out)

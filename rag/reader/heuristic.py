@@ -20,7 +20,7 @@ from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_prediction
 from rag.reader.spans import Candidate, Lexicon, candidates, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
-from rag.text import terms, words
+from rag.text import terms, word_terms, words
 from rag.types import Answer, Hit, Span
 
 _LOWER_WORD = re.compile(r"\b([a-z][a-z’'\-]+)\b")
@@ -209,10 +209,9 @@ class HeuristicReader:
         preds: list[SpanPrediction] = []
         # positions of the question's words in the sentence, weighted by how rare (telling) each word is
         match_pos = []
-        for w_, s, e in words(sent.text):
-            t = terms(w_)
-            if t and t[0] in qterms:
-                match_pos.append(((s + e) / 2, self.idf.get(t[0], self.default_idf)))
+        for t, s, e in word_terms(sent.text):
+            if t in qterms:
+                match_pos.append(((s + e) / 2, self.idf.get(t, self.default_idf)))
         for cand in candidates(sent.text, kind, unit, self.lexicon):
             cand = trim_question_words(sent.text, cand, qterms)
             if cand is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from rag.text import STOPWORDS, stem, words
@@ -252,10 +253,15 @@ def phrase_spans(sentence: str) -> list[tuple[int, int]]:
     return trimmed
 
 
+@lru_cache(maxsize=50_000)
 def candidates(
     sentence: str, kind: AnswerType, unit: str | None = None, lexicon: Lexicon = Lexicon()
-) -> list[Candidate]:
-    """Candidate answer spans of the requested kind inside ``sentence``."""
+) -> tuple[Candidate, ...]:
+    """Candidate answer spans of the requested kind inside ``sentence`` (cached: sentences recur)."""
+    return tuple(_candidates(sentence, kind, unit, lexicon))
+
+
+def _candidates(sentence: str, kind: AnswerType, unit: str | None, lexicon: Lexicon) -> list[Candidate]:
     if kind in ("name", "place"):
         return [Candidate(s, e, kind) for s, e in name_spans(sentence, lexicon)]
     if kind == "date":

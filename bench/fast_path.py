@@ -1,0 +1,152 @@
+"""The fast-path benchmark (issue 5): every figure in one run, with the targets beside them.
+
+    python bench/fast_path.py [--index-dir index] [--squad ../shared/data/squad2-dev-half.json]
+
+Prints: cold `rag ask` wall time (fresh process, index present), the bare
+`python -c "import sentence_transformers"` time and their ratio (target ≤ 0.12); warm POST /ask p50/p95
+against a real `rag serve` on loopback and one ONNX Runtime query embedding (target p50 ≤ 2×); bulk
+embedding texts/s for both backends on the seed chunks (and on SQuAD paragraphs if given). Timings are
+medians of repeated runs; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+QUESTION = "Who opposed the price floor?"
+
+
+def wall(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def questions() -> list[str]:
+    gold = ROOT / "eval" / "gold.jsonl"
+    return [json.loads(line)["question"] for line in gold.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def http_latency(index_dir: Path, rounds: int) -> tuple[float, float, float]:
+    """p50, p95 (ms) and requests/s of sequential POST /ask over the gold questions, against `rag serve`."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--index-dir", str(index_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30) as client:
+            deadline = time.time() + 120
+            while True:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.time() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start")
+                time.sleep(0.2)
+            qs = questions() * rounds
+            lat = []
+            t_all = time.perf_counter()
+            for q in qs:
+                t0 = time.perf_counter()
+                r = client.post("/ask", json={"question": q})
+                lat.append((time.perf_counter() - t0) * 1000)
+                assert r.status_code == 200, r.text
+            total = time.perf_counter() - t_all
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    lat.sort()
+    return statistics.median(lat), lat[int(0.95 * (len(lat) - 1))], len(lat) / total
+
+
+def bulk_rate(embedder, texts: list[str]) -> float:  # noqa: ANN001
+    embedder.encode(texts[:8])
+    t0 = time.perf_counter()
+    embedder.encode(texts, batch_size=32)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index-dir", type=Path, default=ROOT / "index")
+    ap.add_argument("--squad", type=Path, default=ROOT.parent / "shared" / "data" / "squad2-dev-half.json")
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+
+    from rag.config import Settings
+    from rag.embedding import load_embedder
+    from rag.store import build_index, load_index
+
+    s = Settings(index_dir=args.index_dir)
+    if not (args.index_dir / "manifest.json").exists():
+        print(f"building {args.index_dir} from seeds/ ...", flush=True)
+        build_index([s.corpus_dir], s, args.index_dir, lambda: load_embedder(s))
+    onnx = load_embedder(s, "onnx")  # also makes sure the ONNX export is cached before the cold runs
+
+    cold = wall([sys.executable, "-m", "rag.cli", "ask", QUESTION, "--index-dir", str(args.index_dir)], args.runs)
+    imp = wall([sys.executable, "-c", "import sentence_transformers"], max(3, args.runs // 2))
+    p50, p95, rps = http_latency(args.index_dir, rounds=2)
+
+    q = questions()[:50]
+    emb_times = []
+    for text in q:
+        t0 = time.perf_counter()
+        onnx.encode([text])
+        emb_times.append((time.perf_counter() - t0) * 1000)
+    one_embed = statistics.median(emb_times)
+
+    chunks = [c.text for c in load_index(args.index_dir, s).chunks]
+    rates = {"onnx": {"seeds": bulk_rate(onnx, chunks)}}
+    squad_texts: list[str] = []
+    if args.squad.is_file():
+        data = json.loads(args.squad.read_text(encoding="utf-8"))
+        squad_texts = [p["context"] for a in data["data"] for p in a["paragraphs"]]
+        rates["onnx"]["squad"] = bulk_rate(onnx, squad_texts)
+    torch_emb = load_embedder(s, "torch")
+    rates["torch"] = {"seeds": bulk_rate(torch_emb, chunks)}
+    if squad_texts:
+        rates["torch"]["squad"] = bulk_rate(torch_emb, squad_texts)
+
+    print(f"\nfast path, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    print(f"cold `rag ask` (fresh process, index present)   {cold:7.2f} s   (median of {args.runs})")
+    print(f"bare `import sentence_transformers`            {imp:7.2f} s")
+    print(f"  ratio cold ask / import                      {cold / imp:7.3f}     target <= 0.12")
+    print(f"warm POST /ask p50 / p95                       {p50:7.1f} / {p95:.1f} ms   ({rps:.0f} req/s sequential)")
+    print(f"one ONNX Runtime query embedding               {one_embed:7.2f} ms")
+    print(f"  ratio p50 / embedding                        {p50 / one_embed:7.2f}     target <= 2")
+    for backend, r in rates.items():
+        extra = f", SQuAD half {len(squad_texts)} paragraphs {r['squad']:.0f} texts/s" if "squad" in r else ""
+        print(f"bulk {backend:5}: seeds {len(chunks)} chunks {r['seeds']:.0f} texts/s{extra}")
+
+
+if __name__ == "__main__":
+    main()
