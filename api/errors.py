@@ -36,6 +36,9 @@ def unavailable_detail(exc: RagError | str) -> str:
 
 
 # ------------------------------------------------------------------------------------ 422 details
+_EXAMPLE = '{"question": "...", "top_k": 3}'
+
+
 def _field(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -55,7 +58,9 @@ def describe_validation_errors(errors: Sequence[dict[str, Any]]) -> str:
             reason = (err.get("ctx") or {}).get("error", "syntax error")
             out.append(f"the request body is not valid JSON ({reason} at character {pos})")
         elif kind in ("model_attributes_type", "dict_type", "model_type") and _field(loc) == "body":
-            out.append('the request body must be a JSON object like {"question": "...", "top_k": 3}')
+            out.append(f"the request body must be a JSON object like {_EXAMPLE}")
+        elif kind == "missing" and _field(loc) == "body":
+            out.append(f"the request body is missing; send a JSON object like {_EXAMPLE}")
         elif kind == "missing":
             out.append(f"{_field(loc)}: field required")
         elif kind == "string_too_short" and (err.get("ctx") or {}).get("min_length") == 1:

@@ -40,7 +40,12 @@ def load_pipeline(settings: Settings, *, build_if_missing: bool = True) -> Pipel
 def warm_up(pipeline: Pipeline) -> None:
     """Run one throwaway question so the first real request pays no lazy initialisation."""
     t0 = time.perf_counter()
-    pipeline.ask(WARMUP_QUESTION, top_k=1)
+    question = WARMUP_QUESTION[: getattr(pipeline, "max_question_chars", len(WARMUP_QUESTION))]
+    try:
+        pipeline.ask(question, top_k=1)
+    except RagError as exc:  # not fatal: a real request will report the same problem as JSON
+        log.warning("warm-up question failed: %s", exc)
+        return
     log.info("warmed up in %.2f s", time.perf_counter() - t0)
 
 
@@ -61,12 +66,11 @@ def create_app(
                 state.pipeline = await to_thread.run_sync(
                     lambda: load_pipeline(settings, build_if_missing=build_if_missing)
                 )
-            await to_thread.run_sync(warm_up, state.pipeline)
         except RagError as exc:
-            state.pipeline = None
             state.unavailable = unavailable_detail(exc)
             log.error("%s", state.unavailable)
         else:
+            await to_thread.run_sync(warm_up, state.pipeline)
             idx = state.pipeline.index
             if idx is not None:
                 log.info("ready: %d documents, %d chunks", len(idx.documents), len(idx.chunks))
