@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from anyio import to_thread
 from fastapi import FastAPI
 
 from api.deps import ServiceState
@@ -63,19 +62,20 @@ def create_app(
         state = ServiceState(settings=settings, pipeline=pipeline)
         try:
             if state.pipeline is None:
-                state.pipeline = await to_thread.run_sync(
-                    lambda: load_pipeline(settings, build_if_missing=build_if_missing)
-                )
+                state.pipeline = await state.run(load_pipeline, settings, build_if_missing=build_if_missing)
         except RagError as exc:
             state.unavailable = unavailable_detail(exc)
             log.error("%s", state.unavailable)
         else:
-            await to_thread.run_sync(warm_up, state.pipeline)
+            await state.run(warm_up, state.pipeline)  # on the thread that will answer the questions
             idx = state.pipeline.index
             if idx is not None:
                 log.info("ready: %d documents, %d chunks", len(idx.documents), len(idx.chunks))
         app.state.service = state
-        yield
+        try:
+            yield
+        finally:
+            state.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="rag",

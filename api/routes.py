@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from api.deps import IndexDep, PipelineDep
+from api.deps import IndexDep, PipelineDep, StateDep
 from api.models import AskRequest, AskResponse, DocumentInfo, DocumentText, ErrorResponse, HealthResponse
 from rag.errors import InvalidQuestion
 
@@ -23,10 +23,9 @@ _ERRORS = {503: {"model": ErrorResponse, "description": "No usable index; the de
     },
     summary="Answer a question with exact spans and citations",
 )
-def ask(body: AskRequest, pipeline: PipelineDep) -> AskResponse:
-    # a plain `def`: FastAPI runs it in its threadpool; the pipeline serialises use of the embedder
+async def ask(body: AskRequest, pipeline: PipelineDep, state: StateDep) -> AskResponse:
     try:
-        result = pipeline.ask(body.question, top_k=body.top_k)
+        result = await state.run(pipeline.ask, body.question, top_k=body.top_k)  # on the inference thread
     except InvalidQuestion as exc:  # stricter Settings.max_question_chars than the HTTP limit
         raise HTTPException(status_code=422, detail=f"Invalid request: question: {exc}") from None
     return AskResponse.model_validate(result.to_dict())
