@@ -390,7 +390,8 @@ def live_server(api_pipeline, api_index_dir: Path, tmp_path_factory: pytest.Temp
     """`python -m rag.cli serve` in a subprocess over the prebuilt index; yields its base URL."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    pythonpath = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--index-dir", str(api_index_dir)]
     with log_path.open("wb") as log:
