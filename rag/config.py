@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     )
     max_question_chars: int = Field(1000, ge=1)
 
+    # HTTP service (rag serve)
+    max_request_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request body the HTTP service accepts; larger ones get 413."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

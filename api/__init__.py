@@ -1,0 +1,1 @@
+"""HTTP service for rag: POST /ask, GET /health, GET /documents (see api/README.md)."""

@@ -1,0 +1,96 @@
+"""The HTTP service: ``create_app`` builds the FastAPI app, ``serve`` runs it with uvicorn (``rag serve``).
+
+The model and index are loaded once, in the lifespan, and warmed with one throwaway question before the
+server accepts its first request (uvicorn binds the socket only after the lifespan start-up finished).
+If the index cannot be loaded, the service still starts and answers 503 with how to build one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.deps import ServiceState
+from api.errors import BodyLimitMiddleware, install_error_handlers, unavailable_detail
+from api.routes import router
+from rag import __version__
+from rag.config import Settings, get_settings
+from rag.errors import RagError
+from rag.pipeline import Pipeline
+
+log = logging.getLogger("rag.api")
+
+WARMUP_QUESTION = "What is this collection of documents about?"
+
+
+def load_pipeline(settings: Settings, *, build_if_missing: bool = True) -> Pipeline:
+    """Load the index and model (building the index from ``settings.corpus_dir`` if there is none)."""
+    t0 = time.perf_counter()
+    log.info("loading the index in %s and the embedding model ...", settings.index_dir)
+    pipeline = Pipeline.from_settings(settings, build_if_missing=build_if_missing)
+    log.info("loaded in %.1f s", time.perf_counter() - t0)
+    return pipeline
+
+
+def warm_up(pipeline: Pipeline) -> None:
+    """Run one throwaway question so the first real request pays no lazy initialisation."""
+    t0 = time.perf_counter()
+    question = WARMUP_QUESTION[: getattr(pipeline, "max_question_chars", len(WARMUP_QUESTION))]
+    try:
+        pipeline.ask(question, top_k=1)
+    except RagError as exc:  # not fatal: a real request will report the same problem as JSON
+        log.warning("warm-up question failed: %s", exc)
+        return
+    log.info("warmed up in %.2f s", time.perf_counter() - t0)
+
+
+def create_app(
+    settings: Settings | None = None,
+    pipeline: Pipeline | None = None,
+    *,
+    build_if_missing: bool = True,
+) -> FastAPI:
+    """Build the app. With ``pipeline`` given (tests, benchmarks) nothing is loaded at start-up."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState(settings=settings, pipeline=pipeline)
+        try:
+            if state.pipeline is None:
+                state.pipeline = await state.run(load_pipeline, settings, build_if_missing=build_if_missing)
+        except RagError as exc:
+            state.unavailable = unavailable_detail(exc)
+            log.error("%s", state.unavailable)
+        else:
+            await state.run(warm_up, state.pipeline)  # on the thread that will answer the questions
+            idx = state.pipeline.index
+            if idx is not None:
+                log.info("ready: %d documents, %d chunks", len(idx.documents), len(idx.chunks))
+        app.state.service = state
+        try:
+            yield
+        finally:
+            state.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="rag",
+        version=__version__,
+        summary="Offline extractive question answering: exact spans from your documents, with citations.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.include_router(router)
+    return app
+
+
+def serve(settings: Settings | None = None, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the service with uvicorn until interrupted (one process; requests share one loaded pipeline)."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, lifespan="on", log_level="info")

@@ -1,0 +1,80 @@
+"""Request and response bodies of the HTTP service (they also make the OpenAPI schema at /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+MAX_QUESTION_CHARS = 1000  # the HTTP limit; the pipeline also enforces Settings.max_question_chars
+MAX_TOP_K = 20
+
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS),
+    Field(description="The question; surrounding whitespace is stripped.", examples=["Who opposed the price floor?"]),
+]
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: Question
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K, strict=True, description="Most answers to return.")
+
+    @field_validator("question")
+    @classmethod
+    def _encodable(cls, v: str) -> str:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("the question contains invalid Unicode (a lone surrogate escape)") from None
+        return v
+
+
+class Citation(BaseModel):
+    """Where an answer was copied from: ``text[start:end]`` of document ``doc_id`` is the answer, and
+    ``text[quote_start:quote_end]`` is ``quote``, the sentence around it."""
+
+    doc_id: str
+    start: int
+    end: int
+    quote: str
+    quote_start: int
+    quote_end: int
+
+
+class Answer(BaseModel):
+    text: str
+    score: float = Field(description="Confidence 0..1; answers come best first.")
+    citations: list[Citation]
+
+
+class AskResponse(BaseModel):
+    """The public answer contract, identical to ``rag ask --json``. No answers means the documents do not say."""
+
+    question: str
+    answers: list[Answer]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    documents: int
+    chunks: int
+    model: str = Field(description="Embedding model the index was built with.")
+    index_built_at: datetime
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    chars: int = Field(description="Length of the text in characters (the unit of citation offsets).")
+    sha256: str = Field(description="SHA-256 of the document's UTF-8 bytes.")
+
+
+class DocumentText(DocumentInfo):
+    text: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What went wrong and how to fix it.")

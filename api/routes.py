@@ -1,0 +1,68 @@
+"""The endpoints. Thin: validate (models), call the pipeline, shape the answer; errors become JSON at the edge."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from api.deps import IndexDep, PipelineDep, StateDep
+from api.models import AskRequest, AskResponse, DocumentInfo, DocumentText, ErrorResponse, HealthResponse
+from rag.errors import InvalidQuestion
+
+router = APIRouter()
+
+_ERRORS = {503: {"model": ErrorResponse, "description": "No usable index; the detail says how to build one."}}
+
+
+@router.post(
+    "/ask",
+    response_model=AskResponse,
+    responses={
+        413: {"model": ErrorResponse, "description": "Request body too large."},
+        422: {"model": ErrorResponse, "description": "Invalid body; the detail names the field."},
+        **_ERRORS,
+    },
+    summary="Answer a question with exact spans and citations",
+)
+async def ask(body: AskRequest, pipeline: PipelineDep, state: StateDep) -> AskResponse:
+    try:
+        result = await state.run(pipeline.ask, body.question, top_k=body.top_k)  # on the inference thread
+    except InvalidQuestion as exc:  # stricter Settings.max_question_chars than the HTTP limit
+        raise HTTPException(status_code=422, detail=f"Invalid request: question: {exc}") from None
+    return AskResponse.model_validate(result.to_dict())
+
+
+@router.get("/health", response_model=HealthResponse, responses=_ERRORS, summary="Is the index loaded?")
+def health(index: IndexDep) -> HealthResponse:
+    m = index.manifest
+    return HealthResponse(
+        documents=len(index.documents),
+        chunks=len(index.chunks),
+        model=m.embedding.model,
+        index_built_at=m.created_at,
+    )
+
+
+@router.get("/documents", response_model=list[DocumentInfo], responses=_ERRORS, summary="List indexed documents")
+def list_documents(index: IndexDep) -> list[DocumentInfo]:
+    return [
+        DocumentInfo(doc_id=d.doc_id, chars=len(d.text), sha256=d.sha256)
+        for d in sorted(index.documents.values(), key=lambda d: d.doc_id)
+    ]
+
+
+@router.get(
+    "/documents/{doc_id:path}",
+    response_model=DocumentText,
+    responses={404: {"model": ErrorResponse, "description": "Not an indexed document id."}, **_ERRORS},
+    summary="Full text of an indexed document (citation offsets index into it)",
+)
+def get_document(doc_id: str, index: IndexDep) -> DocumentText:
+    # Served from the index's stored copy only: the id is a dictionary key, never a filesystem path,
+    # so "../", absolute paths and encoded variants simply are not keys.
+    doc = index.documents.get(doc_id)
+    if doc is None:
+        shown = doc_id if len(doc_id) <= 200 else doc_id[:200] + "..."
+        raise HTTPException(
+            status_code=404, detail=f"No indexed document has the id {shown!r}. GET /documents lists them."
+        )
+    return DocumentText(doc_id=doc.doc_id, chars=len(doc.text), sha256=doc.sha256, text=doc.text)

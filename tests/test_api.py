@@ -1,0 +1,484 @@
+"""The HTTP service: contract, errors, path safety, the real server, and answers under concurrency.
+
+Fast tests run the app over a stub pipeline; tests marked ``slow`` use the real bundled model over a
+small index of seeds/ built once per session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import WARMUP_QUESTION, create_app
+from rag.config import Settings
+from rag.manifest import ChunkingInfo, EmbeddingInfo, FaissInfo, Manifest
+from rag.pipeline import clean_question
+from rag.types import Answer, Citation, Document, Result
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+QUESTIONS = [
+    "Who is the US Secretary of State?",
+    "How big is Australia's strategic reserve of critical minerals?",
+    "Which minerals will the Australian reserve include?",
+    "Who is the spokesperson of the Chinese Foreign Ministry?",
+    "Where will the ministers meet?",
+    "Who opposed the price floor?",
+    "What is the price of bananas on Mars?",
+]
+
+
+def api_settings(**kw: object) -> Settings:
+    kw.setdefault("corpus_dir", SEEDS)
+    return Settings(_env_file=None, **kw)
+
+
+# ------------------------------------------------------------------------------------------- stub
+DOC_ID = "news/capital.txt"
+DOC_TEXT = "Intro line.\nThe capital of the United States is Washington. It has many museums.\n"
+
+
+class StubPipeline:
+    """Answers every question with one span of one document; validates like the real pipeline."""
+
+    def __init__(self, max_question_chars: int = 1000, fail: bool = False) -> None:
+        self.max_question_chars, self.fail = max_question_chars, fail
+        self.asked: list[tuple[str, int | None]] = []
+        sha = hashlib.sha256(DOC_TEXT.encode()).hexdigest()
+        manifest = Manifest(
+            rag_version="test",
+            created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+            corpus=["stub"],
+            embedding=EmbeddingInfo(model="stub-model", backend="torch", dim=4),
+            chunking=ChunkingInfo(max_chars=600, overlap_sentences=1),
+            faiss=FaissInfo(kind="flat"),
+            documents={},
+            counts={"documents": 1, "chunks": 2, "sentences": 3},
+            files={},
+        )
+        self.index = SimpleNamespace(
+            documents={DOC_ID: Document(DOC_ID, DOC_TEXT, sha)}, chunks=[object(), object()], manifest=manifest
+        )
+
+    def ask(self, question: str, top_k: int | None = None) -> Result:
+        if self.fail:
+            raise RuntimeError("boom")
+        q = clean_question(question, self.max_question_chars)
+        self.asked.append((q, top_k))
+        qs, start = DOC_TEXT.index("The capital"), DOC_TEXT.index("Washington")
+        qe = DOC_TEXT.index(".", start) + 1
+        c = Citation(DOC_ID, start, start + len("Washington"), DOC_TEXT[qs:qe], qs, qe)
+        return Result(q, (Answer("Washington", 0.71234, (c,)), Answer("United States", 0.2, (c,)))[:top_k])
+
+
+@pytest.fixture()
+def stub() -> StubPipeline:
+    return StubPipeline()
+
+
+@pytest.fixture()
+def client(stub: StubPipeline):
+    with TestClient(create_app(api_settings(), pipeline=stub), raise_server_exceptions=False) as c:
+        yield c
+
+
+def assert_json_error(r: httpx.Response, status: int) -> str:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and detail
+    return detail
+
+
+# ------------------------------------------------------------------------------------------- fast
+def test_ask_contract_with_stub(client: TestClient, stub: StubPipeline) -> None:
+    r = client.post("/ask", json={"question": "  What is the capital?\n", "top_k": 1})
+    assert r.status_code == 200
+    assert stub.asked[-1] == ("What is the capital?", 1)
+    start = DOC_TEXT.index("Washington")
+    assert r.json() == {
+        "question": "What is the capital?",
+        "answers": [
+            {
+                "text": "Washington",
+                "score": 0.7123,
+                "citations": [
+                    {
+                        "doc_id": DOC_ID,
+                        "start": start,
+                        "end": start + 10,
+                        "quote": "The capital of the United States is Washington.",
+                        "quote_start": DOC_TEXT.index("The capital"),
+                        "quote_end": start + 11,
+                    }
+                ],
+            }
+        ],
+    }
+    assert stub.asked[0] == (WARMUP_QUESTION, 1)  # warmed before the first request
+    assert client.post("/ask", json={"question": "q"}).json()["answers"].__len__() == 2  # default top_k=3
+
+
+def test_health_and_documents_with_stub(client: TestClient) -> None:
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "documents": 1,
+        "chunks": 2,
+        "model": "stub-model",
+        "index_built_at": "2026-01-02T03:04:05Z",
+    }
+    listed = client.get("/documents").json()
+    assert listed == [
+        {"doc_id": DOC_ID, "chars": len(DOC_TEXT), "sha256": hashlib.sha256(DOC_TEXT.encode()).hexdigest()}
+    ]
+    doc = client.get(f"/documents/{DOC_ID}").json()
+    assert doc["text"] == DOC_TEXT and doc["doc_id"] == DOC_ID and doc["chars"] == len(DOC_TEXT)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"question": ""}, "question"),
+        ({"question": "   \n\t "}, "question"),
+        ({"question": "x" * 1001}, "question"),
+        ({"question": 42}, "question"),
+        ({"question": None}, "question"),
+        ({"question": ["a"]}, "question"),
+        ({}, "question"),
+        ({"question": "ok", "top_k": 0}, "top_k"),
+        ({"question": "ok", "top_k": 21}, "top_k"),
+        ({"question": "ok", "top_k": -1}, "top_k"),
+        ({"question": "ok", "top_k": "3"}, "top_k"),
+        ({"question": "ok", "top_k": 2.5}, "top_k"),
+        ({"question": "ok", "top_k": True}, "top_k"),
+        ({"question": "ok", "topk": 3}, "topk"),
+        (["question"], "JSON object"),
+        ("question", "JSON object"),
+        (None, "JSON object"),  # no body at all
+        (3, "JSON object"),
+    ],
+)
+def test_invalid_bodies_are_422_naming_the_field(client: TestClient, body: object, field: str) -> None:
+    detail = assert_json_error(client.post("/ask", json=body), 422)
+    assert field in detail
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "expected"),
+    [
+        (b'{"question": ', {"content-type": "application/json"}, "not valid JSON"),
+        (b"\xff\xfe{}", {"content-type": "application/json"}, "JSON"),
+        (b'{"question": "\\ud800"}', {"content-type": "application/json"}, "question"),
+        (b"question=hi", {"content-type": "application/x-www-form-urlencoded"}, "JSON object"),
+        (b"", {}, "JSON object"),
+        (b"null", {"content-type": "application/json"}, "JSON object"),
+        (b"hello", {"content-type": "text/plain"}, "JSON object"),
+    ],
+)
+def test_malformed_bodies_are_422(client: TestClient, content: bytes, headers: dict, expected: str) -> None:
+    detail = assert_json_error(client.post("/ask", content=content, headers=headers), 422)
+    assert expected in detail
+
+
+def test_pathological_json_is_a_client_error(client: TestClient) -> None:
+    nested = b"[" * 50_000  # deeper than the JSON parser's recursion limit, within the size limit
+    assert_json_error(client.post("/ask", content=nested, headers={"content-type": "application/json"}), 400)
+
+
+def test_longest_question_is_accepted(client: TestClient) -> None:
+    assert client.post("/ask", json={"question": "x" * 1000}).status_code == 200
+
+
+def test_body_over_limit_is_413(client: TestClient) -> None:
+    big = json.dumps({"question": "x" * 70_000}).encode()
+    detail = assert_json_error(client.post("/ask", content=big, headers={"content-type": "application/json"}), 413)
+    assert "65536" in detail
+
+    def chunks():  # no Content-Length: counted while it streams
+        for _ in range(80):
+            yield b" " * 1024
+
+    assert_json_error(client.post("/ask", content=chunks(), headers={"content-type": "application/json"}), 413)
+
+
+def test_body_limit_is_a_setting(stub: StubPipeline) -> None:
+    with TestClient(create_app(api_settings(max_request_bytes=2048), pipeline=stub)) as c:
+        assert c.post("/ask", json={"question": "x" * 1000}).status_code == 200
+        assert_json_error(c.post("/ask", json={"question": "x" * 1000, "pad": "y" * 2000}), 413)
+
+
+def test_pipeline_question_limit_is_422() -> None:
+    stub = StubPipeline(max_question_chars=10)
+    with TestClient(create_app(api_settings(), pipeline=stub)) as c:
+        assert stub.asked == [(WARMUP_QUESTION[:10], 1)]  # the warm-up fits the configured limit
+        assert "limit is 10" in assert_json_error(c.post("/ask", json={"question": "x" * 11}), 422)
+        assert c.post("/ask", json={"question": "x" * 10}).status_code == 200
+
+
+def test_unexpected_error_is_json_500() -> None:
+    app = create_app(api_settings(), pipeline=StubPipeline())
+    with TestClient(app, raise_server_exceptions=False) as c:
+        app.state.service.pipeline.fail = True
+        assert "server log" in assert_json_error(c.post("/ask", json={"question": "q"}), 500)
+
+
+def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
+    assert_json_error(client.get("/nope"), 404)
+    assert_json_error(client.get("/ask"), 405)
+    assert_json_error(client.delete("/documents"), 405)
+
+
+TRAVERSALS = [
+    "../seeds/000_0ad6adc2e8399668.txt",
+    "%2e%2e%2fseeds%2f000_0ad6adc2e8399668.txt",
+    "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+    "..%2f..%2fetc%2fpasswd",
+    "%252e%252e%252fetc%252fpasswd",
+    "..%5c..%5cetc%5cpasswd",
+    "..\\..\\etc\\passwd",
+    "/etc/passwd",
+    "%2fetc%2fpasswd",
+    "C:%5cWindows%5cwin.ini",
+    f"%2e/{DOC_ID}",  # ("./" and "x/../" are normalised away by the client itself; tested raw below)
+    f"news/%2e%2e/{DOC_ID}",
+    DOC_ID.replace("/", "%5c"),
+    DOC_ID.upper(),
+    f"{DOC_ID}%00",
+    "news",
+    "000_0ad6adc2e8399668.txt",  # a file in seeds/, but not in this index
+    "",
+]
+
+
+@pytest.mark.parametrize("doc_id", TRAVERSALS)
+def test_only_indexed_doc_ids_are_served(client: TestClient, doc_id: str) -> None:
+    r = client.get(f"/documents/{doc_id}")
+    assert_json_error(r, 404)
+
+
+def test_missing_index_is_503_with_how_to_build(tmp_path: Path) -> None:
+    s = api_settings(index_dir=tmp_path / "no-index")
+    with TestClient(create_app(s, build_if_missing=False)) as c:
+        for r in (
+            c.post("/ask", json={"question": "Who?"}),
+            c.get("/health"),
+            c.get("/documents"),
+            c.get(f"/documents/{DOC_ID}"),
+        ):
+            assert "rag index" in assert_json_error(r, 503)
+    assert not (tmp_path / "no-index").exists()
+
+
+def test_corrupt_index_is_503(tmp_path: Path) -> None:
+    d = tmp_path / "index"
+    d.mkdir()
+    (d / "manifest.json").write_text("{not json", encoding="utf-8")
+    with TestClient(create_app(api_settings(index_dir=d))) as c:
+        detail = assert_json_error(c.post("/ask", json={"question": "Who?"}), 503)
+        assert "rag index --rebuild" in detail
+
+
+# ------------------------------------------------------------------------------------------- real model
+@pytest.fixture(scope="session")
+def api_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("api-index") / "index"
+
+
+@pytest.fixture(scope="session")
+def api_pipeline(api_index_dir: Path):
+    from rag.pipeline import Pipeline
+
+    return Pipeline.from_settings(api_settings(index_dir=api_index_dir))  # builds it from seeds/
+
+
+@pytest.fixture(scope="session")
+def real_client(api_pipeline, api_index_dir: Path):
+    with TestClient(create_app(api_settings(index_dir=api_index_dir), pipeline=api_pipeline)) as c:
+        yield c
+
+
+def check_contract(body: dict, question: str, top_k: int, texts: dict[str, str]) -> None:
+    assert set(body) == {"question", "answers"}
+    assert body["question"] == question.strip()
+    answers = body["answers"]
+    assert len(answers) <= top_k
+    scores = [a["score"] for a in answers]
+    assert scores == sorted(scores, reverse=True)
+    for a in answers:
+        assert set(a) == {"text", "score", "citations"}
+        assert isinstance(a["score"], float) and 0.0 <= a["score"] <= 1.0
+        assert a["citations"]
+        for c in a["citations"]:
+            assert set(c) == {"doc_id", "start", "end", "quote", "quote_start", "quote_end"}
+            text = texts[c["doc_id"]]
+            assert c["quote_start"] <= c["start"] < c["end"] <= c["quote_end"] <= len(text)
+            assert text[c["quote_start"] : c["quote_end"]] == c["quote"]
+            assert text[c["start"] : c["end"]] == a["text"]
+
+
+def _merges_different_texts() -> bool:
+    """The reader of commit 31c09ab groups "A$1.2 billion" with "$1.2 billion", so a citation's span can
+    differ from its answer's text; main fixed that (answers differ unless only spacing differs)."""
+    from rag.reader.answers import answer_key
+
+    return answer_key("A$1.2 billion") == answer_key("$1.2 billion")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(_merges_different_texts(), reason="reader merges answers of different text (fixed on main)")
+def test_real_answers_honour_the_contract(real_client: TestClient) -> None:
+    texts: dict[str, str] = {}
+    answered = 0
+    for q in QUESTIONS:
+        body = real_client.post("/ask", json={"question": f"  {q} ", "top_k": 3}).json()
+        for a in body["answers"]:
+            for c in a["citations"]:
+                if c["doc_id"] not in texts:
+                    r = real_client.get(f"/documents/{c['doc_id']}")
+                    assert r.status_code == 200
+                    texts[c["doc_id"]] = r.json()["text"]
+        check_contract(body, q, 3, texts)
+        answered += bool(body["answers"])
+    assert answered >= len(QUESTIONS) - 2
+    top = real_client.post("/ask", json={"question": "Who is the US Secretary of State?", "top_k": 1}).json()
+    assert len(top["answers"]) == 1 and top["answers"][0]["text"] == "Marco Rubio"
+
+
+@pytest.mark.slow
+def test_real_health_and_documents(real_client: TestClient, api_pipeline) -> None:
+    h = real_client.get("/health").json()
+    assert h["status"] == "ok" and h["documents"] == 5 and h["chunks"] == len(api_pipeline.index.chunks)
+    assert h["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    datetime.fromisoformat(h["index_built_at"].replace("Z", "+00:00"))
+    listed = real_client.get("/documents").json()
+    assert sorted(d["doc_id"] for d in listed) == sorted(p.name for p in SEEDS.glob("*.txt"))
+    for d in listed:
+        doc = real_client.get(f"/documents/{d['doc_id']}").json()
+        assert len(doc["text"]) == d["chars"]
+        assert hashlib.sha256(doc["text"].encode()).hexdigest() == d["sha256"]
+        assert doc["text"] == (SEEDS / d["doc_id"]).read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------- real server
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(api_pipeline, api_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`python -m rag.cli serve` in a subprocess over the prebuilt index; yields its base URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    pythonpath = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--index-dir", str(api_index_dir)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not up within 60 s:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def raw_get(base: str, path: str) -> tuple[int, dict]:
+    """GET with the path sent byte for byte (no client-side dot-segment normalisation)."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_serve_command_answers_over_http(live_server: str) -> None:
+    r = httpx.post(f"{live_server}/ask", json={"question": "Who is the US Secretary of State?"}, timeout=30)
+    assert r.status_code == 200
+    body = r.json()
+    texts = {}
+    for a in body["answers"]:
+        for c in a["citations"]:
+            texts[c["doc_id"]] = httpx.get(f"{live_server}/documents/{c['doc_id']}", timeout=10).json()["text"]
+    check_contract(body, "Who is the US Secretary of State?", 3, texts)
+    assert body["answers"][0]["text"] == "Marco Rubio"
+    for path in [
+        "/documents/../../../etc/passwd",
+        "/documents/../seeds/000_0ad6adc2e8399668.txt",
+        "/documents/%2e%2e/%2e%2e/etc/passwd",
+        "/documents/..%2F..%2Fetc%2Fpasswd",
+        "/documents/..\\..\\etc\\passwd",
+        "/documents//etc/passwd",
+        "/documents/%2Fetc%2Fpasswd",
+        "/documents/./000_0ad6adc2e8399668.txt",
+        "/documents/x/../000_0ad6adc2e8399668.txt",
+        "/documents/%2e%2e%2fseeds%2f000_0ad6adc2e8399668.txt",
+    ]:
+        status, err = raw_get(live_server, path)
+        assert status == 404 and isinstance(err["detail"], str), (path, status, err)
+    status, err = raw_get(live_server, "/documents/000_0ad6adc2e8399668.txt")
+    assert status == 200 and err["doc_id"] == "000_0ad6adc2e8399668.txt"
+
+
+@pytest.mark.slow
+def test_burst_gives_identical_answers(live_server: str) -> None:
+    """200 requests, 16 at a time, over loopback: all 200, and the same answer for the same question."""
+    questions = QUESTIONS[:5] + ["Which countries are G7 members?", "What did Lin Jian say?", "When was it published?"]
+    with httpx.Client(base_url=live_server, timeout=30, limits=httpx.Limits(max_connections=16)) as http_:
+        reference = {q: http_.post("/ask", json={"question": q}).json() for q in questions}  # one at a time
+        jobs = [questions[i % len(questions)] for i in range(200)]
+
+        def one(q: str) -> tuple[str, int, dict]:
+            r = http_.post("/ask", json={"question": q})
+            return q, r.status_code, r.json()
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(one, jobs, timeout=90))
+        elapsed = time.monotonic() - t0
+    assert Counter(status for _, status, _ in results) == {200: 200}
+    for q, _, body in results:
+        assert body == reference[q], q
+    assert elapsed < 60, f"burst took {elapsed:.1f} s"
