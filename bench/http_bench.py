@@ -1,16 +1,15 @@
 """HTTP benchmark of POST /ask, next to the cost of one bare query embedding (not a test).
 
-Runs the real app in this process (uvicorn on a free loopback port, in a thread) over the index in
-``--index-dir`` (built from seeds/ if missing), sends POST /ask for a list of questions (``eval/gold.jsonl``
-if present, else a built-in list about the seeds) at each concurrency level, and prints requests/s and
-p50/p95 latency, with the median time of ``pipeline.embedder.encode([q])`` measured in the same process
-and the ratio p50 / embedding. The embedding and ``pipeline.ask`` are timed on the server's inference
-thread, where POST /ask runs them.
+Starts ``python -m rag.cli serve`` on a free loopback port over ``--index-dir`` (the server builds the index
+from seeds/ if there is none), sends POST /ask for a list of questions (``eval/gold.jsonl`` if present, else
+a built-in list about the seeds) at each concurrency level, and prints requests/s and p50/p95 latency next
+to the median time of one bare query embedding, ``pipeline.embedder.encode([q])`` (50 runs, in this
+process, with the server idle), the whole pipeline without HTTP, and the ratio p50 / embedding.
 
     PYTHONPATH=. python bench/http_bench.py [--index-dir index] [--requests 200] [--concurrency 1,8]
 
-The client runs in the same process (it shares the GIL with the server), so the figures are a slight
-upper bound on server-side latency; at concurrency 1 the client is idle while the server works.
+``--in-process`` serves the app from a thread of this process instead (the client then shares the GIL with
+the server, which adds a few ms), and times the embedding on the server's inference thread.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -85,12 +85,11 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,8", help="comma-separated concurrency levels")
     ap.add_argument("--top-k", type=int, default=3)
     ap.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
+    ap.add_argument("--in-process", action="store_true", help="serve from a thread of this process")
     args = ap.parse_args()
 
     import httpx
-    import uvicorn
 
-    from api.main import create_app
     from rag.config import Settings
     from rag.pipeline import Pipeline
 
@@ -100,20 +99,7 @@ def main() -> None:
         settings = settings.model_copy(update={"index_dir": args.index_dir})
     questions, source = load_questions(args.gold)
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
-
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    t0 = time.perf_counter()
-    pipeline = Pipeline.from_settings(settings)
-    load_s = time.perf_counter() - t0
-    emb = pipeline.embedder
-    assert emb is not None
-    import torch
-
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-        f"{torch.get_num_threads()}; embedder {emb.model_name} ({emb.backend}); index {settings.index_dir} "
-        f"({len(pipeline.index.documents)} documents, {len(pipeline.index.chunks)} chunks); load {load_s:.1f} s"
-    )
     print(f"questions: {len(questions)} from {source}")
 
     def median_ms(fn, n: int = 50) -> float:
@@ -126,46 +112,95 @@ def main() -> None:
         return statistics.median(times)
 
     port = free_port()
-    app = create_app(settings, pipeline=pipeline)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit("the server did not start")
-        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    if args.in_process:
+        import uvicorn
+
+        from api.main import create_app
+
+        pipeline = Pipeline.from_settings(settings)
+        app = create_app(settings, pipeline=pipeline)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            if not thread.is_alive():
+                raise SystemExit("the server did not start")
+            time.sleep(0.05)
+        inference = app.state.service.executor  # where POST /ask runs the pipeline
+
+        def timed(fn) -> float:  # noqa: ANN001
+            return inference.submit(median_ms, fn).result()
+
+        def stop() -> None:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+        how = "in-process uvicorn"
+    else:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if args.index_dir is not None:
+            cmd += ["--index-dir", str(args.index_dir)]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while True:  # the server builds a missing index before it listens
+            if proc.poll() is not None:
+                raise SystemExit(f"the server exited ({proc.returncode}):\n{proc.stderr.read()}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        pipeline = Pipeline.from_settings(settings)  # this process's own copy, for the bare timings
+
+        def timed(fn) -> float:  # noqa: ANN001
+            return median_ms(fn)
+
+        def stop() -> None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+        how = "subprocess `rag serve`"
+    ready_s = time.perf_counter() - t0
+    emb = pipeline.embedder
+    assert emb is not None and pipeline.index is not None
+    threads = f", torch threads {sys.modules['torch'].get_num_threads()}" if "torch" in sys.modules else ""
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs{threads}; embedder {emb.model_name} ({emb.backend}); "
+        f"index {settings.index_dir} ({len(pipeline.index.documents)} documents, {len(pipeline.index.chunks)} "
+        f"chunks); server: {how}, ready in {ready_s:.1f} s"
+    )
 
     rows = []
     limits = httpx.Limits(max_connections=max(levels), max_keepalive_connections=max(levels))
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits) as client:
+    try:
+        with httpx.Client(base_url=base, timeout=60, limits=limits) as client:
 
-        def one(q: str) -> float:
-            t = time.perf_counter()
-            r = client.post("/ask", json={"question": q, "top_k": args.top_k})
-            ms = (time.perf_counter() - t) * 1000
-            if r.status_code != 200:
-                raise SystemExit(f"POST /ask answered {r.status_code}: {r.text}")
-            return ms
+            def one(q: str) -> float:
+                t = time.perf_counter()
+                r = client.post("/ask", json={"question": q, "top_k": args.top_k})
+                ms = (time.perf_counter() - t) * 1000
+                if r.status_code != 200:
+                    raise SystemExit(f"POST /ask answered {r.status_code}: {r.text}")
+                return ms
 
-        for q in questions:  # warm the connection(s) and every code path once
-            one(q)
-        # the bare query embedding and the whole pipeline without HTTP, timed on the server's own inference
-        # thread (where POST /ask runs them) while it is idle, right before the HTTP runs
-        inference = app.state.service.executor
-        embed_p50 = inference.submit(median_ms, lambda q: emb.encode([q])).result()
-        ask_p50 = inference.submit(median_ms, lambda q: pipeline.ask(q, top_k=args.top_k)).result()
-        for c in levels:
-            jobs = [questions[i % len(questions)] for i in range(args.requests)]
-            t = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=c) as pool:
-                lat = list(pool.map(one, jobs))
-            wall = time.perf_counter() - t
-            rows.append((c, len(jobs), len(jobs) / wall, pct(lat, 50), pct(lat, 95)))
-
-        embed_after = inference.submit(median_ms, lambda q: emb.encode([q])).result()
-    server.should_exit = True
-    thread.join(timeout=10)
+            for q in questions:  # warm the connection(s) and every code path once
+                one(q)
+            for q in questions[:5]:
+                emb.encode([q])
+            embed_p50 = timed(lambda q: emb.encode([q]))  # right before the HTTP runs: this machine drifts
+            ask_p50 = timed(lambda q: pipeline.ask(q, top_k=args.top_k))
+            for c in levels:
+                jobs = [questions[i % len(questions)] for i in range(args.requests)]
+                t = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=c) as pool:
+                    lat = list(pool.map(one, jobs))
+                wall = time.perf_counter() - t
+                rows.append((c, len(jobs), len(jobs) / wall, pct(lat, 50), pct(lat, 95)))
+            embed_after = timed(lambda q: emb.encode([q]))
+    finally:
+        stop()
 
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} (other work on the machine skews the figures)")
     print()
