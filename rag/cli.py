@@ -142,6 +142,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     index_dir: IndexDirOpt = None,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request (off: ~1 ms less per request).")] = False,
 ) -> None:
     """Run the HTTP service (POST /ask, GET /health, GET /documents; docs at /docs)."""
     try:
@@ -150,7 +151,7 @@ def serve(
         raise _fail(f"the HTTP service is not available ({exc}); reinstall with `pip install -e .`") from None
     s = _settings(index_dir=index_dir)
     try:
-        run_server(s, host=host, port=port)
+        run_server(s, host=host, port=port, access_log=access_log)
     except RagError as exc:
         raise _fail(str(exc)) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -61,19 +62,24 @@ def containment(a: frozenset, b: frozenset) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
+@lru_cache(maxsize=1_000_000)
+def near_duplicates(a: str, b: str, threshold: float) -> bool:
+    """Whether one passage (nearly) contains the other; cached, since the same pairs recur across questions."""
+    return containment(shingles(a), shingles(b)) >= threshold
+
+
 def collapse_duplicates(ranked: Sequence[tuple[Chunk, float]], k: int, threshold: float = 0.8) -> list[Hit]:
     """Fold near-identical passages into the best-ranked one, so copies take one slot of the top ``k``."""
-    hits: list[tuple[Chunk, float, list[Chunk], frozenset]] = []
+    hits: list[tuple[Chunk, float, list[Chunk]]] = []
     for chunk, score in ranked:
-        sh = shingles(chunk.text)
-        for _, _, dups, rep_sh in hits:
-            if containment(sh, rep_sh) >= threshold:
+        for rep, _, dups in hits:
+            if near_duplicates(chunk.text, rep.text, threshold):
                 dups.append(chunk)
                 break
         else:
             if len(hits) < k:
-                hits.append((chunk, score, [], sh))
-    return [Hit(c, s, rank, tuple(d)) for rank, (c, s, d, _) in enumerate(hits)]
+                hits.append((chunk, score, []))
+    return [Hit(c, s, rank, tuple(d)) for rank, (c, s, d) in enumerate(hits)]
 
 
 # ------------------------------------------------------------------------------------------ retrievers
@@ -93,13 +99,31 @@ class DenseRetriever:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
 
+def _import_bm25s():  # noqa: ANN202 - returns the bm25s module
+    """Import bm25s without scipy.sparse, which would add ~0.1 s to every cold `rag ask`.
+
+    bm25s imports scipy.sparse only for an optional way to build its score matrix and builds the same
+    matrix with numpy when scipy is missing; hiding it during the import selects that path. If scipy.sparse
+    is already loaded (torch indexing, tests), nothing is hidden.
+    """
+    if "bm25s" in sys.modules or "scipy.sparse" in sys.modules:
+        import bm25s
+
+        return bm25s
+    sys.modules["scipy.sparse"] = None  # type: ignore[assignment]  # makes `import scipy.sparse` fail
+    try:
+        import bm25s
+    finally:
+        del sys.modules["scipy.sparse"]
+    return bm25s
+
+
 class BM25Retriever:
     needs_vectors = False
 
     def __init__(self, texts: Sequence[str]) -> None:
-        import bm25s
-
-        self._bm25 = bm25s.BM25()
+        bm25s = _import_bm25s()
+        self._bm25 = bm25s.BM25(csc_backend="numpy")  # the same either way; explicit so results never differ
         tokenized = [list(terms(t)) or ["<empty>"] for t in texts]
         self._bm25.index(tokenized, show_progress=False)
         self._vocab = set(self._bm25.vocab_dict)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
-from rag.reader.spans import Candidate, Lexicon, candidates, question_type
+from rag.reader.spans import AnswerType, Candidate, Lexicon, candidates, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, word_terms, words
@@ -39,28 +40,27 @@ _ASKS_SOURCE = re.compile(
 _LOCATIVE = re.compile(r"\b(?:in|at|near|into|inside|outside|across|throughout)\s+(?:the\s+)?$", re.IGNORECASE)
 
 
-def trim_question_words(sentence: str, cand: Candidate, qterms: set[str]) -> Candidate | None:
+@lru_cache(maxsize=100_000)
+def _span_words(span: str) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+    return tuple((s, e, terms(w)) for w, s, e in words(span))
+
+
+def trim_question_words(sentence: str, cand: Candidate, qterms: set[str] | frozenset[str]) -> Candidate | None:
     """Drop words the question already says from both ends of a span ('US Interior Secretary Doug
     Burgum' asked as 'Who is the US Interior Secretary?' → 'Doug Burgum'); None if nothing is left."""
-    toks = [(s, e) for w, s, e in words(sentence[cand.start : cand.end])]
-    keep = [(s, e) for s, e in toks]
-
     if cand.kind in ("number", "date"):
         return cand
+    keep = _span_words(sentence[cand.start : cand.end])
 
-    def asked(span: tuple[int, int]) -> bool:
-        t = terms(sentence[cand.start + span[0] : cand.start + span[1]])
+    def asked(t: tuple[str, ...]) -> bool:
         return bool(t) and all(x in qterms for x in t)
 
-    def edge(span: tuple[int, int]) -> bool:  # a question word, or a stopword next to one
-        return asked(span) or not terms(sentence[cand.start + span[0] : cand.start + span[1]])
-
     removed = False
-    while keep and edge(keep[0]):
-        removed |= asked(keep[0])
+    while keep and (asked(keep[0][2]) or not keep[0][2]):  # a question word, or a stopword next to one
+        removed |= asked(keep[0][2])
         keep = keep[1:]
-    while keep and edge(keep[-1]):
-        removed |= asked(keep[-1])
+    while keep and (asked(keep[-1][2]) or not keep[-1][2]):
+        removed |= asked(keep[-1][2])
         keep = keep[:-1]
     if not keep:
         return None
@@ -119,6 +119,35 @@ class _Sent:
     chunk_row: int
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What the question asks for, worked out once per question rather than once per sentence read."""
+
+    kind: AnswerType
+    unit: str | None
+    terms: frozenset[str]
+    source: bool  # asks who said or reported something
+    plural: bool  # asks for several things ("Which countries ...")
+    person: bool  # asks for a person ("Who is the spokesperson ...")
+
+    @classmethod
+    def of(cls, query: Query) -> _Asked:
+        kind, unit = question_type(query.text)
+        return cls(
+            kind,
+            unit,
+            frozenset(query.terms),
+            bool(_ASKS_SOURCE.search(query.text)),
+            bool(unit and unit.endswith("s")) or bool(_ASKS_PLURAL.search(query.text)),
+            bool(_ASKS_PERSON.search(query.text)),
+        )
+
+
+@lru_cache(maxsize=100_000)
+def term_set(text: str) -> frozenset[str]:
+    return frozenset(terms(text))
+
+
 def is_heading(sentence: str) -> bool:
     """A short line without closing punctuation: a title, heading or caption."""
     return not sentence.rstrip().endswith((".", "!", "?", '"', "”", "’", ")")) and len(sentence.split()) < 15
@@ -166,15 +195,14 @@ class HeuristicReader:
                     out[key] = _Sent(chunk.doc_id, sp, doc[sp.start : sp.end], hit.rank, nb, chunk.row)
         return list(out.values())
 
-    def _lexical(self, qterms: set[str], text_terms: set[str]) -> float:
-        total = sum(self.idf.get(t, self.default_idf) for t in qterms)
-        if total <= 0:
-            return 0.0
-        return sum(self.idf.get(t, self.default_idf) for t in qterms & text_terms) / total
-
     def score_sentences(self, query: Query, sents: Sequence[_Sent]) -> np.ndarray:
         w = self.w
-        qterms = set(query.terms)
+        qidf = {t: self.idf.get(t, self.default_idf) for t in query.terms}
+        qterms, total = frozenset(qidf), sum(qidf.values())
+
+        def lexical(text: str) -> float:  # the idf-weighted share of the question's terms found in text
+            return sum(qidf[t] for t in qterms & term_set(text)) / total if total > 0 else 0.0
+
         dense = np.zeros(len(sents), dtype=np.float32)
         passage = np.zeros(len(sents), dtype=np.float32)
         if query.vector is not None and sents:
@@ -185,8 +213,8 @@ class HeuristicReader:
             passage = np.clip((pcos - w.dense_floor) / (w.dense_ceiling - w.dense_floor), 0.0, 1.0)
         scores = np.empty(len(sents), dtype=np.float32)
         for i, s in enumerate(sents):
-            lex = self._lexical(qterms, set(terms(s.text)))
-            nb = self._lexical(qterms, set(terms(" ".join(s.neighbours)))) if s.neighbours else 0.0
+            lex = lexical(s.text)
+            nb = lexical(" ".join(s.neighbours)) if s.neighbours else 0.0
             scores[i] = (
                 w.dense * dense[i]
                 + w.passage * passage[i]
@@ -199,12 +227,9 @@ class HeuristicReader:
         return scores
 
     # -------------------------------------------------------------------------------- spans
-    def _span_predictions(self, query: Query, sent: _Sent, score: float) -> list[SpanPrediction]:
-        kind, unit = question_type(query.text)
-        asks_source = bool(_ASKS_SOURCE.search(query.text))
-        asks_plural = bool(unit and unit.endswith("s")) or bool(_ASKS_PLURAL.search(query.text))
-        asks_person = bool(_ASKS_PERSON.search(query.text))
-        qterms = set(query.terms)
+    def _span_predictions(self, q: _Asked, sent: _Sent, score: float) -> list[SpanPrediction]:
+        kind, unit, qterms = q.kind, q.unit, q.terms
+        asks_source, asks_plural, asks_person = q.source, q.plural, q.person
         base = sent.span.start
         preds: list[SpanPrediction] = []
         # positions of the question's words in the sentence, weighted by how rare (telling) each word is
@@ -273,11 +298,12 @@ class HeuristicReader:
         # identical sentence texts (repeated articles) are all read, so their places are all cited
         best_texts: list[str] = []
         preds: list[SpanPrediction] = []
+        asked = _Asked.of(query)
         for i in order:
             s = sents[i]
             if s.text not in best_texts:
                 if len(best_texts) >= self.w.sentences_read:
                     continue
                 best_texts.append(s.text)
-            preds.extend(self._span_predictions(query, s, float(scores[i])))
+            preds.extend(self._span_predictions(asked, s, float(scores[i])))
         return merge_predictions(preds, self.docs, top_k, self.threshold, self.w.support)
