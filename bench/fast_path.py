@@ -64,7 +64,9 @@ def http_latency(index_dir: Path, rounds: int) -> tuple[float, float, float]:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
+                health = conn.getresponse()
+                health.read()
+                if health.status == 200:
                     break
             except OSError:
                 pass
