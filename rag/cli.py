@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -193,6 +194,7 @@ def eval_(
     if split not in ("dev", "test", "all"):
         raise _fail(f"--split must be dev, test or all, not {split!r}")
     s = _settings(index_dir=index_dir)
+    work: Path | None = None
     try:
         if squad is not None:
             from rag.squad import load_squad, write_corpus
@@ -219,6 +221,8 @@ def eval_(
             task = bar.add_task("answering", total=len(items))
             runs = evaluate.run(pipeline, items, with_baselines=baselines, on_progress=lambda n: bar.advance(task, n))
     except RagError as exc:
+        if work is not None and index_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
         raise _fail(str(exc)) from None
     assert pipeline.index is not None
     documents = {d: doc.text for d, doc in pipeline.index.documents.items()}
@@ -227,8 +231,11 @@ def eval_(
         "source": str(squad or gold),
         "split": "squad" if squad else split,
         "questions": len(items),
+        "embedder_backend": getattr(pipeline.embedder, "backend", None),  # what "auto" resolved to
         "settings": {k: str(v) for k, v in s.model_dump().items()},
     }
+    if work is not None and index_dir is None:  # the SQuAD corpus and index were only for this run
+        shutil.rmtree(work, ignore_errors=True)
     evaluate.write_outputs(out, runs, all_metrics, meta)
     typer.echo(evaluate.markdown_table(all_metrics))
     typer.echo(f"\nwrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")

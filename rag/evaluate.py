@@ -192,6 +192,7 @@ _COLUMNS = [
     ("EM", "exact_match", 100),
     ("F1", "f1", 100),
     ("F1@3", "f1_at_3", 100),
+    ("F1 ans.", "f1_answerable", 100),
     (f"R@{RECALL_K}", f"recall_at_{RECALL_K}", 100),
     ("MRR", "mrr", 100),
     ("cite ok %", "citation_validity", 100),
