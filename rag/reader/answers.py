@@ -73,4 +73,22 @@ def merge_predictions(
         if score >= threshold:
             answers.append(Answer(documents[best.doc_id][best.start : best.end], score, tuple(cites)))
     answers.sort(key=lambda a: -a.score)
-    return answers[:top_k]
+    return drop_enclosing(answers)[:top_k]
+
+
+def drop_enclosing(answers: list[Answer]) -> list[Answer]:
+    """Drop an answer every one of whose places merely encloses a better answer's place.
+
+    "The US Secretary of State, Marco Rubio, is convening ..." adds nothing after "Marco Rubio" found in
+    that very sentence; the slot goes to a different answer instead. ``answers`` must be best first.
+    """
+    kept: list[Answer] = []
+    for a in answers:
+        places = [(c.doc_id, c.start, c.end) for k in kept for c in k.citations]
+        if places and all(
+            any(d == c.doc_id and c.start <= s and e <= c.end and (s, e) != (c.start, c.end) for d, s, e in places)
+            for c in a.citations
+        ):
+            continue
+        kept.append(a)
+    return kept

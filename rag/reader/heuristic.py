@@ -102,9 +102,10 @@ class ReaderWeights:
     dense_floor: float = 0.10  # cosine mapped to 0
     dense_ceiling: float = 0.70  # cosine mapped to 1
     sentence_fallback: float = 0.75  # span confidence when the whole sentence is the answer
+    untyped_fallback: float = 0.6  # ... further scaled when it holds no name/date/number the question asks for
     attribution: float = 0.6  # "Reuters reported": a source, not an actor, unless the question asks who said
-    heading: float = 0.6
-    enumeration: float = 0.75  # one item of a list of names is rarely the single answer  # a title or heading line (no closing punctuation) rarely states an answer
+    heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
+    enumeration: float = 0.75  # one item of a list of names is rarely the single answer
     sentences_read: int = 8
     support: tuple[float, ...] = SUPPORT_WEIGHTS  # weights of the 1st, 2nd, 3rd supporting sentence
 
@@ -281,7 +282,12 @@ class HeuristicReader:
                     score * factor,
                 )
             )
-        fallback = self.w.sentence_fallback if kind == "sentence" or not preds else self.w.sentence_fallback * 0.8
+        if kind == "sentence":
+            fallback = self.w.sentence_fallback
+        elif not preds:  # nothing of the asked type here: weak evidence unless any phrase may answer
+            fallback = self.w.sentence_fallback * (1.0 if kind == "phrase" else self.w.untyped_fallback)
+        else:
+            fallback = self.w.sentence_fallback * 0.8
         preds.append(
             SpanPrediction(
                 sent.doc_id, sent.span.start, sent.span.end, sent.span.start, sent.span.end, score * fallback

@@ -32,7 +32,14 @@ _NAME_HEADS = frozenset(
     newspaper outlet outlets publication analyst analysts expert experts economy economies member members
     ally allies partner partners region continent institute think-tank body bodies who""".split()
 )
-_PLACE_HEADS = frozenset("city cities capital place location region continent".split())
+_NAME_HEADS = _NAME_HEADS | frozenset(
+    """researcher researchers spokesman spokeswoman spokesperson director author fellow economist
+    executive executives administration ministry ministries department""".split()
+)
+_PLACE_HEADS = frozenset("city cities capital place location region continent territory island province town".split())
+_AUXILIARIES = frozenset(
+    "is are was were be been do does did has have had will would can could may might should said says".split()
+)
 _DATE_HEADS = frozenset("year month day date week time period decade".split())
 _NUMBER_HEADS = frozenset("amount number percentage percent share figure quantity size price value total".split())
 
@@ -67,6 +74,16 @@ def question_type(question: str) -> tuple[AnswerType, str | None]:
                 return "place", head
             if head in _NAME_HEADS:
                 return "name", head
+            if toks[i + 1 : i + 2] in (["kind"], ["type"], ["sort"]):
+                return "phrase", head  # "what kind of ministers": a description, not a name
+            # the head noun may come later: "Which US official ...", "Which Beijing think-tank researcher ..."
+            for later in toks[j + 1 : j + 6]:
+                if later in _AUXILIARIES:
+                    break
+                if later in _NAME_HEADS:
+                    return "name", later
+                if later in _PLACE_HEADS:
+                    return "place", later
             return "phrase", head
     # no wh-word: "Name the ...", "In which year ..." handled above; default to the sentence
     return "sentence", None
@@ -178,6 +195,8 @@ def date_spans(sentence: str) -> list[tuple[int, int]]:
         while e > s and sentence[e - 1] in ". ":
             e -= 1
         if e > s:
+            if out and sentence[out[-1][1] : s].strip() == "":  # "April" + "last year" is one date
+                s = out.pop()[0]
             out.append((s, e))
     return out
 

@@ -1,0 +1,104 @@
+"""Pure parts of the default reader: question typing, candidate spans, trimming, merging answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.reader.answers import SpanPrediction, drop_enclosing, merge_predictions, support_score
+from rag.reader.heuristic import trim_question_words
+from rag.reader.spans import Candidate, date_spans, number_spans, question_type
+from rag.retrieval import near_duplicates
+from rag.types import Answer, Citation
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Who opposed the price floor?", ("name", None)),
+        ("When did China introduce export controls?", ("date", None)),
+        ("Where was the salon held?", ("place", None)),
+        ("How many countries attend?", ("number", "countries")),
+        ("How much money is Australia putting in?", ("number", None)),
+        ("Which country produces the most?", ("name", "country")),
+        ("In which year did it start?", ("date", "year")),
+        # the head noun comes after modifiers
+        ("Which US official is hosting the gathering?", ("name", "official")),
+        ("Which Center for China and Globalization expert did they interview?", ("name", "expert")),
+        ("Which territory does the US want to buy?", ("place", "territory")),
+        # ... but only up to the verb: "said" ends the search, so "tariffs" stays a phrase
+        ("Which tariffs said to hurt exporters were dropped by the country?", ("phrase", "tariffs")),
+        # "what kind of X" asks for a description, not a name
+        ("What kind of G7 ministers took part?", ("phrase", "g7")),
+        ("Describe the deal.", ("sentence", None)),
+    ],
+)
+def test_question_type(question: str, expected: tuple[str, str | None]) -> None:
+    assert question_type(question) == expected
+
+
+def test_date_spans_join_adjacent_parts() -> None:
+    s = "In April last year, China acted; on December 18, 2025 and in January it did more."
+    assert [s[a:b] for a, b in date_spans(s)] == ["April last year", "December 18, 2025", "January"]
+
+
+def test_number_spans_keep_currency_scale_and_unit() -> None:
+    s = "Australia will spend A$1.2 billion and import over 17,000 tonnes."
+    assert [s[a:b] for a, b in number_spans(s)] == ["A$1.2 billion", "over 17,000 tonnes"]
+
+
+def test_trim_question_words() -> None:
+    s = "US Interior Secretary Doug Burgum said so."
+    cand = Candidate(0, len("US Interior Secretary Doug Burgum"), "name")
+    trimmed = trim_question_words(s, cand, frozenset({"us", "interior", "secretari", "secretary"}))
+    assert trimmed is not None and s[trimmed.start : trimmed.end] == "Doug Burgum"
+    # nothing but question words: no candidate
+    only = Candidate(0, len("US Interior"), "name")
+    assert trim_question_words(s, only, frozenset({"us", "interior"})) is None
+    # numbers and dates are never trimmed
+    num = Candidate(0, 2, "number")
+    assert trim_question_words(s, num, frozenset({"us"})) is num
+
+
+DOCS = {"a.txt": "Rubio hosts. Rubio hosts. Canberra waits.", "b.txt": "Rubio hosts."}
+
+
+def test_merge_predictions_groups_places_and_sums_support() -> None:
+    preds = [
+        SpanPrediction("a.txt", 0, 5, 0, 12, 0.6),  # "Rubio" in a sentence ...
+        SpanPrediction("a.txt", 13, 18, 13, 25, 0.5),  # ... repeated verbatim: same quote, counts once
+        SpanPrediction("b.txt", 0, 5, 0, 12, 0.4),  # the same quote in another document
+        SpanPrediction("a.txt", 26, 34, 26, 41, 0.3),  # "Canberra", below the threshold
+    ]
+    answers = merge_predictions(preds, DOCS, top_k=3, threshold=0.35)
+    assert [a.text for a in answers] == ["Rubio"]
+    assert answers[0].score == pytest.approx(0.6)  # one distinct quote: no extra support
+    assert [(c.doc_id, c.start, c.end) for c in answers[0].citations] == [
+        ("a.txt", 0, 5),
+        ("a.txt", 13, 18),
+        ("b.txt", 0, 5),
+    ]
+    assert support_score([0.5, 0.4, 0.3, 0.6]) == pytest.approx(0.6 + 0.2 * 0.5 + 0.1 * 0.4)
+    assert support_score([2.0]) == 1.0
+
+
+def _answer(text: str, score: float, *places: tuple[str, int, int]) -> Answer:
+    return Answer(text, score, tuple(Citation(d, s, e, "", s, e) for d, s, e in places))
+
+
+def test_drop_enclosing_removes_a_sentence_around_a_better_answer() -> None:
+    name = _answer("Rubio", 0.5, ("a.txt", 4, 9))
+    sentence = _answer("The host, Rubio, spoke.", 0.4, ("a.txt", 0, 23))
+    elsewhere = _answer("The host, Rubio, spoke.", 0.4, ("a.txt", 0, 23), ("c.txt", 0, 23))
+    other = _answer("Canberra", 0.3, ("b.txt", 0, 8))
+    assert drop_enclosing([name, sentence, other]) == [name, other]
+    # a place the better answer does not cover keeps the answer
+    assert drop_enclosing([name, elsewhere]) == [name, elsewhere]
+    # the same span is not "enclosing" (identical texts are merged earlier, never dropped here)
+    same = _answer("Rubio", 0.4, ("a.txt", 4, 9))
+    assert drop_enclosing([name, same]) == [name, same]
+
+
+def test_near_duplicates() -> None:
+    a = "China imposed export controls on seven categories of rare earth items last April."
+    assert near_duplicates(a, a + " Officials said more may follow.", 0.8)
+    assert not near_duplicates(a, "Australia is building a strategic reserve of critical minerals.", 0.8)
