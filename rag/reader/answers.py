@@ -51,39 +51,45 @@ def merge_predictions(
     for p in preds:
         text = documents[p.doc_id][p.start : p.end]
         groups.setdefault(answer_key(text), []).append(p)
-    answers = []
+    scored: list[tuple[float, list[SpanPrediction]]] = []
     for group in groups.values():
-        group.sort(key=lambda p: -p.score)
-        best = group[0]
-        seen: set[tuple[str, int, int]] = set()
-        cites = []
-        for p in group:
-            if (p.doc_id, p.start, p.end) in seen:
-                continue
-            seen.add((p.doc_id, p.start, p.end))
-            doc = documents[p.doc_id]
-            cites.append(
-                Citation(p.doc_id, p.start, p.end, doc[p.quote_start : p.quote_end], p.quote_start, p.quote_end)
-            )
         by_quote: dict[str, float] = {}
         for p in group:
             quote = documents[p.doc_id][p.quote_start : p.quote_end]
             by_quote[quote] = max(by_quote.get(quote, 0.0), p.score)
         score = support_score(by_quote.values(), support)
         if score >= threshold:
-            answers.append(Answer(documents[best.doc_id][best.start : best.end], score, tuple(cites)))
-    answers.sort(key=lambda a: -a.score)
-    return drop_enclosing(answers)[:top_k]
+            scored.append((score, group))
+    scored.sort(key=lambda sg: -sg[0])
+    return drop_enclosing((_answer(group, score, documents) for score, group in scored), top_k)
 
 
-def drop_enclosing(answers: list[Answer]) -> list[Answer]:
+def _answer(group: list[SpanPrediction], score: float, documents: dict[str, str]) -> Answer:
+    """The answer of one group of predictions: its best place's text, one citation per distinct place."""
+    group = sorted(group, key=lambda p: -p.score)
+    seen: set[tuple[str, int, int]] = set()
+    cites = []
+    for p in group:
+        if (p.doc_id, p.start, p.end) in seen:
+            continue
+        seen.add((p.doc_id, p.start, p.end))
+        doc = documents[p.doc_id]
+        cites.append(Citation(p.doc_id, p.start, p.end, doc[p.quote_start : p.quote_end], p.quote_start, p.quote_end))
+    best = group[0]
+    return Answer(documents[best.doc_id][best.start : best.end], score, tuple(cites))
+
+
+def drop_enclosing(answers: Iterable[Answer], limit: int | None = None) -> list[Answer]:
     """Drop an answer every one of whose places merely encloses a better answer's place.
 
     "The US Secretary of State, Marco Rubio, is convening ..." adds nothing after "Marco Rubio" found in
-    that very sentence; the slot goes to a different answer instead. ``answers`` must be best first.
+    that very sentence; the slot goes to a different answer instead. ``answers`` must come best first;
+    at most ``limit`` are kept (they are only built as far as needed).
     """
     kept: list[Answer] = []
     for a in answers:
+        if limit is not None and len(kept) >= limit:
+            break
         places = [(c.doc_id, c.start, c.end) for k in kept for c in k.citations]
         if places and all(
             any(d == c.doc_id and c.start <= s and e <= c.end and (s, e) != (c.start, c.end) for d, s, e in places)

@@ -180,6 +180,7 @@ class HeuristicReader:
         self.w = weights or ReaderWeights()
         self.docs = {d: doc.text for d, doc in index.documents.items()}
         self.lexicon = build_lexicon(list(self.docs.values()))
+        self._rarities: dict[tuple[str, ...], float] = {}
 
     # -------------------------------------------------------------------------------- sentences
     def _sentences(self, hits: Sequence[Hit]) -> list[_Sent]:
@@ -228,6 +229,15 @@ class HeuristicReader:
         return scores
 
     # -------------------------------------------------------------------------------- spans
+    def _rarity(self, cterms: tuple[str, ...]) -> float:
+        """Mean idf of a span's terms relative to an unseen term's, at most 1 (cached: idf never changes)."""
+        r = self._rarities.get(cterms)
+        if r is None:
+            r = min(1.0, sum(self.idf.get(t, self.default_idf) for t in cterms) / len(cterms) / self.default_idf)
+            if len(self._rarities) < 200_000:
+                self._rarities[cterms] = r
+        return r
+
     def _span_predictions(self, q: _Asked, sent: _Sent, score: float) -> list[SpanPrediction]:
         kind, unit, qterms = q.kind, q.unit, q.terms
         asks_source, asks_plural, asks_person = q.source, q.plural, q.person
@@ -238,6 +248,8 @@ class HeuristicReader:
         for t, s, e in word_terms(sent.text):
             if t in qterms:
                 match_pos.append(((s + e) / 2, self.idf.get(t, self.default_idf)))
+        match_total = sum(weight for _, weight in match_pos)
+        heading = is_heading(sent.text)
         for cand in candidates(sent.text, kind, unit, self.lexicon):
             cand = trim_question_words(sent.text, cand, qterms)
             if cand is None:
@@ -251,12 +263,11 @@ class HeuristicReader:
                 continue  # the span only repeats the question
             if match_pos:
                 centre = (cand.start + cand.end) / 2
-                total = sum(weight for _, weight in match_pos)
-                prox = sum(weight / (1.0 + abs(centre - pos) / 40.0) for pos, weight in match_pos) / total
+                prox = sum(weight / (1.0 + abs(centre - pos) / 40.0) for pos, weight in match_pos) / match_total
             else:
                 prox = 0.5
             # names that are everywhere in the corpus (its topic: "China", "US") are weaker evidence
-            rarity = min(1.0, sum(self.idf.get(t, self.default_idf) for t in cterms) / len(cterms) / self.default_idf)
+            rarity = self._rarity(cterms)
             factor = (0.8 + 0.2 * prox) * (0.6 + 0.4 * novelty) * (0.7 + 0.3 * rarity)
             if kind in ("name", "place"):
                 factor *= 1.0 - 0.3 * cand.start / max(1, len(sent.text))  # subjects come first
@@ -270,8 +281,8 @@ class HeuristicReader:
                 factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
             if kind == "place":
                 factor *= 1.0 if _LOCATIVE.search(sent.text, 0, cand.start) else 0.8
-            if is_heading(sent.text):
-                factor *= 0.6
+            if heading:
+                factor *= self.w.heading
             preds.append(
                 SpanPrediction(
                     sent.doc_id,
