@@ -111,6 +111,10 @@ class OnnxEmbedder:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT's worker threads spin for a while after each run, waiting for more work: between queries that
+        # burns a core the reader, the HTTP server and other processes need (measured on 2 cores: 13 ms of
+        # CPU per 7 ms request). Stop spinning once a run ends; within a run they still spin. Same latency.
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         options.log_severity_level = 3  # errors only; problems reach the user as ModelError
         try:
             self._session = ort.InferenceSession(
