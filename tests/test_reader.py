@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.reader.answers import SpanPrediction, drop_enclosing, merge_predictions, support_score
-from rag.reader.heuristic import trim_question_words
+from rag.reader.heuristic import in_enumeration, trim_question_words
 from rag.reader.spans import Candidate, date_spans, number_spans, question_type
 from rag.retrieval import near_duplicates
 from rag.types import Answer, Citation
@@ -102,3 +102,14 @@ def test_near_duplicates() -> None:
     a = "China imposed export controls on seven categories of rare earth items last April."
     assert near_duplicates(a, a + " Officials said more may follow.", 0.8)
     assert not near_duplicates(a, "Australia is building a strategic reserve of critical minerals.", 0.8)
+
+
+def test_in_enumeration_tells_lists_from_appositions() -> None:
+    def item(sentence: str, name: str) -> bool:
+        i = sentence.index(name)
+        return in_enumeration(sentence, i, i + len(name))
+
+    s = "Ministers from the US, EU, the UK, Japan, Australia and New Zealand will meet"
+    assert [item(s, n) for n in ("US", "EU", "UK", "Japan", "Australia", "New Zealand")] == [True] * 6
+    assert not item("The US Secretary of State, Marco Rubio, is convening this meeting", "Marco Rubio")
+    assert not item("However, Washington has recently stepped back", "Washington")

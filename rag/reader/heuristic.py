@@ -79,12 +79,19 @@ _ASKS_PERSON = re.compile(
 
 def in_enumeration(sentence: str, start: int, end: int) -> bool:
     """True for one item of a list of names ('the US, EU, the UK, Japan and New Zealand')."""
-    before = sentence[max(0, start - 30) : start]
+    before = sentence[max(0, start - 40) : start]
     after = sentence[end : end + 12]
-    # "..., Japan" is a list item only if a name stands before the comma ("However, Washington" is not)
-    left = re.search(r"(?:\band|\s[A-Z][\w.]*\s*,)\s*(?:the\s+)?$", before) is not None
-    right = re.match(r"\s*(?:,\s*(?:and\s+)?(?:the\s+)?[A-Z]|and\s+(?:the\s+)?[A-Z])", after) is not None
-    return left or right
+    # the last item: "... Australia and New Zealand"
+    if re.search(r"\band\s+(?:the\s+)?$", before):
+        return True
+    # a name follows: "Japan, Australia ..." or "Japan and ..."
+    if re.match(r"\s*(?:,\s*(?:and\s+)?(?:the\s+)?[A-Z]|and\s+(?:the\s+)?[A-Z])", after):
+        return True
+    # two names with commas before: "the US, EU, Japan". One is not enough: "The US Secretary of State,
+    # Marco Rubio, is ..." is an apposition, and "However, Washington ..." no list at all.
+    return (
+        re.search(r"[A-Z][\w.]*\s*,\s*(?:the\s+)?[A-Z][\w.]*(?:\s+[A-Z][\w.]*)*\s*,\s*(?:the\s+)?$", before) is not None
+    )
 
 
 def is_attribution(sentence: str, start: int, end: int) -> bool:
@@ -105,7 +112,7 @@ class ReaderWeights:
     untyped_fallback: float = 0.6  # ... further scaled when it holds no name/date/number the question asks for
     attribution: float = 0.6  # "Reuters reported": a source, not an actor, unless the question asks who said
     heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
-    enumeration: float = 0.75  # one item of a list of names is rarely the single answer
+    enumeration: float = 0.6  # one item of a list of names is rarely the single answer
     sentences_read: int = 8
     support: tuple[float, ...] = SUPPORT_WEIGHTS  # weights of the 1st, 2nd, 3rd supporting sentence
 
