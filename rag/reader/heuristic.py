@@ -245,23 +245,25 @@ class HeuristicReader:
                 self._rarities[cterms] = r
         return r
 
-    def _span_predictions(self, q: _Asked, sent: _Sent, score: float) -> list[SpanPrediction]:
+    def _span_factors(self, q: _Asked, text: str) -> tuple[tuple[tuple[int, int, float], ...], float]:
+        """Candidate spans of one sentence text with their confidence factors, and the factor of the sentence
+        itself as the answer. Depends on the text and the question only, not on where the sentence stands,
+        so a sentence repeated in several places is worked out once per question."""
         kind, unit, qterms = q.kind, q.unit, q.terms
         asks_source, asks_plural, asks_person = q.source, q.plural, q.person
-        base = sent.span.start
-        preds: list[SpanPrediction] = []
+        spans: list[tuple[int, int, float]] = []
         # positions of the question's words in the sentence, weighted by how rare (telling) each word is
         match_pos = []
-        for t, s, e in word_terms(sent.text):
+        for t, s, e in word_terms(text):
             if t in qterms:
                 match_pos.append(((s + e) / 2, self.idf.get(t, self.default_idf)))
         match_total = sum(weight for _, weight in match_pos)
-        heading = is_heading(sent.text)
-        for cand in candidates(sent.text, kind, unit, self.lexicon):
-            cand = trim_question_words(sent.text, cand, qterms)
+        heading = is_heading(text)
+        for cand in candidates(text, kind, unit, self.lexicon):
+            cand = trim_question_words(text, cand, qterms)
             if cand is None:
                 continue  # the span only repeats the question
-            ctext = sent.text[cand.start : cand.end]
+            ctext = text[cand.start : cand.end]
             cterms = terms(ctext)
             if not cterms:
                 continue
@@ -277,40 +279,33 @@ class HeuristicReader:
             rarity = self._rarity(cterms)
             factor = (0.8 + 0.2 * prox) * (0.6 + 0.4 * novelty) * (0.7 + 0.3 * rarity)
             if kind in ("name", "place"):
-                factor *= 1.0 - 0.3 * cand.start / max(1, len(sent.text))  # subjects come first
-                if not asks_source and is_attribution(sent.text, cand.start, cand.end):
+                factor *= 1.0 - 0.3 * cand.start / max(1, len(text))  # subjects come first
+                if not asks_source and is_attribution(text, cand.start, cand.end):
                     factor *= self.w.attribution
-                if not asks_plural and in_enumeration(sent.text, cand.start, cand.end):
+                if not asks_plural and in_enumeration(text, cand.start, cand.end):
                     factor *= self.w.enumeration
                 if asks_person:
                     factor *= 1.15 if len(ctext.split()) >= 2 else 0.85
             if kind == "phrase":
                 factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
             if kind == "place":
-                factor *= 1.0 if _LOCATIVE.search(sent.text, 0, cand.start) else 0.8
+                factor *= 1.0 if _LOCATIVE.search(text, 0, cand.start) else 0.8
             if heading:
                 factor *= self.w.heading
-            preds.append(
-                SpanPrediction(
-                    sent.doc_id,
-                    base + cand.start,
-                    base + cand.end,
-                    sent.span.start,
-                    sent.span.end,
-                    score * factor,
-                )
-            )
+            spans.append((cand.start, cand.end, factor))
         if kind == "sentence":
             fallback = self.w.sentence_fallback
-        elif not preds:  # nothing of the asked type here: weak evidence unless any phrase may answer
+        elif not spans:  # nothing of the asked type here: weak evidence unless any phrase may answer
             fallback = self.w.sentence_fallback * (1.0 if kind == "phrase" else self.w.untyped_fallback)
         else:
             fallback = self.w.sentence_fallback * 0.8
-        preds.append(
-            SpanPrediction(
-                sent.doc_id, sent.span.start, sent.span.end, sent.span.start, sent.span.end, score * fallback
-            )
-        )
+        return tuple(spans), fallback
+
+    def _span_predictions(self, sent: _Sent, score: float, factors: tuple) -> list[SpanPrediction]:  # noqa: ANN001
+        spans, fallback = factors
+        doc, base, end = sent.doc_id, sent.span.start, sent.span.end
+        preds = [SpanPrediction(doc, base + s, base + e, base, end, score * f) for s, e, f in spans]
+        preds.append(SpanPrediction(doc, base, end, base, end, score * fallback))
         return preds
 
     def read(self, query: Query, hits: Sequence[Hit], top_k: int) -> list[Answer]:
@@ -320,14 +315,14 @@ class HeuristicReader:
         scores = self.score_sentences(query, sents)
         order = np.argsort(-scores, kind="stable")
         # identical sentence texts (repeated articles) are all read, so their places are all cited
-        best_texts: list[str] = []
         preds: list[SpanPrediction] = []
         asked = _Asked.of(query)
+        factors: dict[str, tuple] = {}
         for i in order:
             s = sents[i]
-            if s.text not in best_texts:
-                if len(best_texts) >= self.w.sentences_read:
+            if s.text not in factors:
+                if len(factors) >= self.w.sentences_read:
                     continue
-                best_texts.append(s.text)
-            preds.extend(self._span_predictions(asked, s, float(scores[i])))
+                factors[s.text] = self._span_factors(asked, s.text)
+            preds.extend(self._span_predictions(s, float(scores[i]), factors[s.text]))
         return merge_predictions(preds, self.docs, top_k, self.threshold, self.w.support)
