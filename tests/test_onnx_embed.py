@@ -23,6 +23,7 @@ from rag.embedding import TorchEmbedder, load_embedder, resolve_model_path
 from rag.errors import ModelError
 from rag.onnx_embed import OnnxEmbedder
 from rag.onnx_export import (
+    DATA_FILE,
     META_FILE,
     ONNX_FILE,
     entry_dir,
@@ -257,6 +258,38 @@ def test_truncated_export_gives_a_helpful_model_error(onnx_embedder: OnnxEmbedde
         OnnxEmbedder.from_settings(_settings(cache))
     # and auto falls back to torch rather than failing
     assert load_embedder(_settings(cache), "auto").backend == "torch"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_damaged_weights_file_gives_a_helpful_model_error(
+    onnx_embedder: OnnxEmbedder, tmp_path: Path, damage: str
+) -> None:
+    assert (onnx_embedder.export_dir / DATA_FILE).stat().st_size > 10 * (
+        onnx_embedder.export_dir / ONNX_FILE
+    ).stat().st_size
+    cache = tmp_path / "cache"
+    damaged = entry_dir(cache, BUNDLED_MODEL, onnx_embedder.export_id)
+    shutil.copytree(onnx_embedder.export_dir, damaged)
+    data = damaged / DATA_FILE
+    if damage == "truncate":
+        with open(data, "r+b") as fh:
+            fh.truncate(data.stat().st_size - 4096)
+        why = "truncated"
+    elif damage == "flip":
+        with open(data, "r+b") as fh:
+            fh.seek(1000)
+            byte = fh.read(1)
+            fh.seek(1000)
+            fh.write(bytes([byte[0] ^ 0xFF]))
+        why = "sha256"
+    else:
+        data.unlink()
+        why = "missing"
+    with pytest.raises(ModelError) as info:
+        OnnxEmbedder.from_settings(_settings(cache))
+    message = str(info.value)
+    assert str(damaged) in message and DATA_FILE in message and why in message and "rag index --rebuild" in message
 
 
 @pytest.mark.slow
