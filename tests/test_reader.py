@@ -41,6 +41,11 @@ def test_date_spans_join_adjacent_parts() -> None:
     assert [s[a:b] for a, b in date_spans(s)] == ["April last year", "December 18, 2025", "January"]
 
 
+def test_number_spans_skip_digits_inside_words() -> None:
+    s = "Talks with around 20 countries, including G7 members and the B2B arm, went on."
+    assert [s[a:b] for a, b in number_spans(s)] == ["around 20 countries"]
+
+
 def test_number_spans_keep_currency_scale_and_unit() -> None:
     s = "Australia will spend A$1.2 billion and import over 17,000 tonnes."
     assert [s[a:b] for a, b in number_spans(s)] == ["A$1.2 billion", "over 17,000 tonnes"]

@@ -212,7 +212,7 @@ _NUMBER_RE = re.compile(
     rf"""(?x)
     (?:(?:about|around|roughly|nearly|almost|over|more\s+than|less\s+than|up\s+to|some|at\s+least|only)\s+)?
     (?:(?:[A-Z]{{1,3}})?[$€£¥]\s?{_NUM}(?:\s*{_SCALE}\b)?
-      | {_NUM}(?:\s*(?:%|percent|per\s+cent)|\s*{_SCALE}\b)?
+      | (?<![A-Za-z0-9_.,]){_NUM}(?:\s*(?:%|percent|per\s+cent)|\s*{_SCALE}\b)?  # not the 7 of "G7"
       | \b{_WORDNUM}\b)
     """
 )
