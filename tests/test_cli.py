@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from rag.cli import app
 
@@ -12,8 +12,12 @@ SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 runner = CliRunner()
 
 
-def invoke(*args, env=None):
-    return runner.invoke(app, list(args), env={"RAG_CORPUS_DIR": str(SEEDS), **(env or {})})
+def invoke(*args, env=None) -> Result:
+    r = runner.invoke(app, list(args), env={"RAG_CORPUS_DIR": str(SEEDS), **(env or {})})
+    # CliRunner catches every exception and reports exit code 1 without a traceback in the output, so a
+    # crash would pass for a clean error: only exits the CLI chose itself are acceptable.
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    return r
 
 
 @pytest.mark.slow
@@ -61,7 +65,7 @@ def test_index_missing_path(tmp_path):
 def test_index_empty_corpus(tmp_path):
     (tmp_path / "c").mkdir()
     r = invoke("index", str(tmp_path / "c"), "--index-dir", str(tmp_path / "i"))
-    assert r.exit_code == 1 and "no readable text" in r.output
+    assert r.exit_code == 1 and "no readable text" in r.output and r.output.startswith("error: ")
 
 
 @pytest.mark.slow
@@ -90,5 +94,19 @@ def test_index_command_reports_skips(tmp_path, embedder):
 def test_help_teaches():
     r = invoke("--help")
     assert r.exit_code == 0 and "rag ask" in r.output
+    for command in ("index", "ask", "serve", "eval"):
+        assert command in r.output
     r = invoke("ask", "--help")
-    assert "--json" in r.output and "Example" in r.output
+    assert r.exit_code == 0 and "--json" in r.output and "Examples:" in r.output
+    assert 'rag ask "Who opposed the price floor?"' in r.output  # \b keeps the examples unwrapped
+    assert "<bool>" not in r.output and "--top-k N" in r.output
+
+
+def test_usage_errors_are_one_clear_message(tmp_path):
+    r = invoke("ask", "Who?", "--top-k", "0", "--index-dir", str(tmp_path / "i"))
+    assert r.exit_code == 2 and "'--top-k': 0 is not in the range 1<=x<=20" in r.output
+    r = invoke("ask")
+    assert r.exit_code == 2 and "Missing argument 'QUESTION'" in r.output
+    r = invoke("eval", "--index-dir", str(tmp_path / "i"))
+    assert r.exit_code == 1 and "exactly one of --gold FILE or --squad FILE" in r.output
+    assert not (tmp_path / "i").exists()
