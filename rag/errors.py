@@ -30,6 +30,10 @@ class IndexCorrupt(RagError):
     """A file of the index is missing, truncated or altered."""
 
 
+class IndexWriteError(RagError):
+    """The index directory cannot be created or written (permissions, disk full, a file in the way)."""
+
+
 class ModelError(RagError):
     """The embedding or reader model cannot be loaded or exported."""
 

@@ -22,9 +22,23 @@ class ChunkingInfo(BaseModel):
 
 
 class FaissInfo(BaseModel):
+    """The parameters that shape ``vectors.faiss``; loading checks them against the settings.
+
+    - ``kind``: ``flat``, ``hnsw`` or ``ivf`` (RAG_FAISS_INDEX);
+    - ``hnsw_m``: links per node of an HNSW graph (RAG_HNSW_M), for ``hnsw``;
+    - ``ivf_nlist``: the number of IVF lists actually trained, for ``ivf``. It is RAG_IVF_NLIST capped at one
+      list per 39 chunks (FAISS wants at least 39 training vectors per list) and at least 1, so a corpus of
+      fewer than 78 chunks (the seeds) gets a single list: an exact search, like ``flat``;
+    - ``ivf_nlist_requested``: RAG_IVF_NLIST when the index was built (absent in indexes written before it
+      was recorded).
+
+    The IVF search-time knob ``nprobe`` (RAG_IVF_NPROBE) is not stored: it is applied when the index is loaded.
+    """
+
     kind: str
     hnsw_m: int | None = None
     ivf_nlist: int | None = None
+    ivf_nlist_requested: int | None = None
 
 
 class DocumentInfo(BaseModel):

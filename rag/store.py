@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -33,7 +34,7 @@ from rag import __version__
 from rag.chunking import chunk_text
 from rag.config import Settings
 from rag.corpus import load_corpus
-from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
+from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexWriteError, RagError
 from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.types import Chunk, Document, Span
 
@@ -52,6 +53,8 @@ ARTEFACTS = (
     "documents.jsonl",
 )
 KEEP_FILES = {"README.md", ".gitkeep"}  # carried over when the directory is replaced
+DEFAULT_INDEX_DIR: Path = Settings.model_fields["index_dir"].default
+IVF_MIN_POINTS_PER_LIST = 39  # FAISS warns (and clusters poorly) with fewer training vectors per IVF list
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,38 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+# --------------------------------------------------------------------------------------------- commands
+def index_command(index_dir: Path, *, rebuild: bool = False, corpus: Sequence[str] = ()) -> str:
+    """The `rag index` command line that (re)builds ``index_dir``, for error messages.
+
+    ``--index-dir`` is named unless ``index_dir`` is the default (``index``), and ``corpus`` (the paths the
+    index was built from, when they are not the default corpus) is passed, so the command rebuilds the
+    same index when followed literally.
+    """
+    words = ["rag", "index", *corpus]
+    if rebuild:
+        words.append("--rebuild")
+    if Path(index_dir) != DEFAULT_INDEX_DIR:
+        words += ["--index-dir", str(index_dir)]
+    return f"`{shlex.join(words)}`"
+
+
+def _corpus_args(manifest: Manifest, settings: Settings) -> list[str]:
+    """The corpus paths to name in a rebuild command: none when the index was built from the default corpus."""
+    return [] if manifest.corpus == [str(settings.corpus_dir)] else list(manifest.corpus)
+
+
 # --------------------------------------------------------------------------------------------- FAISS
+def ivf_nlist_for(chunks: int, requested: int) -> int:
+    """The number of IVF lists trained for ``chunks`` vectors when RAG_IVF_NLIST is ``requested``.
+
+    At most one list per 39 vectors (FAISS's minimum training points per centroid) and at least one, so
+    a small corpus (under 78 chunks, e.g. the seeds) gets a single list: IVF then scans every vector, an
+    exact search like ``flat``, whatever RAG_IVF_NPROBE is.
+    """
+    return max(1, min(requested, chunks // IVF_MIN_POINTS_PER_LIST))
+
+
 def make_faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, FaissInfo]:
     import faiss
 
@@ -118,12 +152,20 @@ def make_faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, Fais
         index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         info = FaissInfo(kind=kind, hnsw_m=settings.hnsw_m)
     elif kind == "ivf":
-        nlist = max(1, min(settings.ivf_nlist, n // 39 or 1))
+        nlist = ivf_nlist_for(n, settings.ivf_nlist)
+        if nlist < settings.ivf_nlist:
+            log.info(
+                "IVF: %d lists instead of RAG_IVF_NLIST=%d for %d chunks (at most one list per %d chunks)",
+                nlist,
+                settings.ivf_nlist,
+                n,
+                IVF_MIN_POINTS_PER_LIST,
+            )
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         if n:
             index.train(vectors)
-        info = FaissInfo(kind=kind, ivf_nlist=nlist)
+        info = FaissInfo(kind=kind, ivf_nlist=nlist, ivf_nlist_requested=settings.ivf_nlist)
     else:
         index = faiss.IndexFlatIP(dim)
         info = FaissInfo(kind="flat")
@@ -281,12 +323,45 @@ def _fill_from_previous(
             sent_vecs[i] = prev.sentence_vectors[row]
 
 
+def _is_non_folder(path: Path) -> bool:
+    """True if something other than a folder exists at ``path`` (so nothing can be created under it)."""
+    try:
+        return path.exists() and not path.is_dir()
+    except OSError:
+        return False  # cannot tell; creating the folder will report the real problem
+
+
+_WRITE_FIX = "Choose another --index-dir or RAG_INDEX_DIR, check permissions and free space."
+
+
+def _check_no_file_in_the_way(index_dir: Path) -> None:
+    """Raise :class:`IndexWriteError` if ``index_dir`` or one of its parents is a file, not a folder."""
+    for path in (index_dir, *index_dir.absolute().parents):
+        if _is_non_folder(path):
+            where = "Index path" if path == index_dir else f"Cannot create the index folder {index_dir}:"
+            raise IndexWriteError(
+                f"{where} {path} is a file, not a folder. Choose another --index-dir or RAG_INDEX_DIR."
+            )
+
+
 def _check_index_dir_is_ours(index_dir: Path) -> None:
-    if index_dir.exists() and not index_dir.is_dir():
-        raise RagError(f"Index path {index_dir} is a file, not a directory. Choose another --index-dir.")
+    """Before any work: the index can be created at ``index_dir`` and would replace nothing but an index."""
+    _check_no_file_in_the_way(index_dir)
+    try:
+        index_dir.exists()
+    except OSError as exc:  # e.g. a parent folder that may not be searched (Python < 3.12 raises here)
+        raise IndexWriteError(
+            f"Cannot reach the index folder {index_dir} ({exc.strerror or exc}). {_WRITE_FIX}"
+        ) from exc
     if not index_dir.is_dir() or (index_dir / MANIFEST).exists():
         return
-    foreign = [p.name for p in index_dir.iterdir() if p.name not in KEEP_FILES and p.name not in ARTEFACTS]
+    try:
+        names = [p.name for p in index_dir.iterdir()]
+    except OSError as exc:
+        raise IndexWriteError(
+            f"Cannot list the index folder {index_dir} ({exc.strerror or exc}). {_WRITE_FIX}"
+        ) from exc
+    foreign = [name for name in names if name not in KEEP_FILES and name not in ARTEFACTS]
     if foreign:
         raise RagError(
             f"{index_dir} holds files that are not part of an index ({', '.join(sorted(foreign)[:3])}); "
@@ -304,13 +379,28 @@ def _write_atomically(
     sentence_vectors: np.ndarray,
     faiss_index: Any,
 ) -> None:
+    """Write the index into a temporary folder beside ``index_dir``, then swap it in by renames.
+
+    Any filesystem failure becomes an :class:`IndexWriteError` naming the path; the previous index (if
+    any) is left in place, or moved back if the failure came between the two renames.
+    """
     import faiss
 
+    shown = index_dir
     index_dir = index_dir.absolute()
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.tmp-", dir=index_dir.parent))
+    parent = index_dir.parent
+    _check_no_file_in_the_way(shown)
+    step = f"creating the folder {parent}"
+    tmp: Path | None = None
+    old_home: Path | None = None  # a temporary folder holding the previous index during the swap
+    old_moved = False
     try:
-        faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
+        parent.mkdir(parents=True, exist_ok=True)
+        step = f"creating a temporary folder in {parent}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.tmp-", dir=parent))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the index becomes an ordinary folder
+        step = f"writing the new index files in {tmp}"
+        faiss.serialize_index(faiss_index).tofile(str(tmp / "vectors.faiss"))  # OSError, not RuntimeError
         _write_jsonl(
             tmp / "chunks.jsonl",
             [
@@ -335,47 +425,117 @@ def _write_atomically(
             for name in KEEP_FILES:
                 if (index_dir / name).is_file():
                     shutil.copy2(index_dir / name, tmp / name)
-            old = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.old-", dir=index_dir.parent))
-            os.replace(index_dir, old / "index")
-            os.replace(tmp, index_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, index_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+            step = f"creating a temporary folder in {parent}"
+            old_home = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.old-", dir=parent))
+            step = f"moving the previous index {index_dir} aside"
+            os.replace(index_dir, old_home / "index")
+            old_moved = True
+        step = f"renaming {tmp} to {index_dir}"
+        os.replace(tmp, index_dir)
+        tmp = None
+        old_moved = False
+    except BaseException as exc:
+        state = "The previous index, if any, is unchanged."
+        if old_moved and old_home is not None:
+            try:
+                os.replace(old_home / "index", index_dir)
+                old_moved = False
+            except OSError:
+                state = f"The previous index is in {old_home / 'index'}: move it back to {index_dir}."
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old_home is not None and not old_moved:
+            shutil.rmtree(old_home, ignore_errors=True)
+        if isinstance(exc, OSError):
+            why = exc.strerror or str(exc) or exc.__class__.__name__
+            if exc.filename:
+                why += f": {exc.filename}"
+            raise IndexWriteError(
+                f"Cannot write the index {shown}: {step} failed ({why}). {state} {_WRITE_FIX}"
+            ) from exc
         raise
+    if old_home is not None:
+        shutil.rmtree(old_home, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------- load
 def read_manifest(index_dir: Path) -> Manifest:
     path = index_dir / MANIFEST
-    if not path.exists():
-        raise IndexMissing(f"No index in {index_dir}. Build one with `rag index` (or `rag index PATH`).")
+    try:
+        present = path.exists()
+    except OSError as exc:  # a parent folder that may not be searched (Python < 3.12 raises here)
+        raise IndexCorrupt(
+            f"The index in {index_dir} cannot be read ({exc.strerror or exc}). Check its permissions."
+        ) from None
+    if not present:
+        raise IndexMissing(
+            f"No index in {index_dir}. Build one with {index_command(index_dir)} "
+            f"(or {index_command(index_dir, corpus=['PATH'])} for another corpus)."
+        )
     try:
         return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
     except (ValidationError, UnicodeDecodeError, OSError) as exc:
         raise IndexCorrupt(
-            f"The index manifest {path} is damaged ({exc.__class__.__name__}). Rebuild it with `rag index --rebuild`."
+            f"The index manifest {path} is damaged ({exc.__class__.__name__}). Rebuild it with "
+            f"{index_command(index_dir, rebuild=True)} (add the corpus PATH if it was not the default)."
         ) from None
 
 
+def _faiss_mismatch(manifest: Manifest, settings: Settings) -> tuple[str, str] | None:
+    """(what differs, how to restore it) when ``vectors.faiss`` was shaped by other settings; else None.
+
+    Only build-time parameters count (kind, hnsw_m, the trained IVF list count); ``ivf_nprobe`` is a
+    search-time knob applied at load.
+    """
+    f = manifest.faiss
+    if f.kind != settings.faiss_index:
+        return (
+            f"faiss_index={f.kind!r} but the settings say faiss_index={settings.faiss_index!r}",
+            f"RAG_FAISS_INDEX={f.kind}",
+        )
+    if f.kind == "hnsw" and f.hnsw_m != settings.hnsw_m:
+        return f"hnsw_m={f.hnsw_m} but the settings say hnsw_m={settings.hnsw_m}", f"RAG_HNSW_M={f.hnsw_m}"
+    if f.kind == "ivf":
+        chunks = manifest.counts.get("chunks", 0)
+        expected = ivf_nlist_for(chunks, settings.ivf_nlist)
+        if f.ivf_nlist != expected:
+            restore = f"RAG_IVF_NLIST={f.ivf_nlist_requested or f.ivf_nlist}"
+            return (
+                f"ivf_nlist={f.ivf_nlist} but the settings give ivf_nlist={expected} for its {chunks} chunks "
+                f"(RAG_IVF_NLIST={settings.ivf_nlist}, capped at one IVF list per {IVF_MIN_POINTS_PER_LIST} chunks)",
+                restore,
+            )
+    return None
+
+
 def check_compatible(manifest: Manifest, settings: Settings, index_dir: Path) -> None:
+    """Raise :class:`IndexMismatch` when the index was built with other settings than ``settings``."""
+    corpus = _corpus_args(manifest, settings)
+    rebuild = index_command(index_dir, rebuild=True, corpus=corpus)
     if manifest.format_version != FORMAT_VERSION:
         raise IndexMismatch(
             f"The index in {index_dir} has format {manifest.format_version}, this version reads {FORMAT_VERSION}. "
-            "Rebuild it with `rag index --rebuild`."
+            f"Rebuild it with {rebuild}."
         )
     if manifest.embedding.model != settings.embedding_model:
         raise IndexMismatch(
             f"The index in {index_dir} was built with model {manifest.embedding.model!r} but the settings say "
-            f"{settings.embedding_model!r}. Run `rag index --rebuild` to re-embed, or set RAG_EMBEDDING_MODEL back."
+            f"{settings.embedding_model!r}. Run {rebuild} to re-embed, or set RAG_EMBEDDING_MODEL back."
         )
     c = manifest.chunking
     if (c.max_chars, c.overlap_sentences) != (settings.chunk_max_chars, settings.chunk_overlap_sentences):
         raise IndexMismatch(
             f"The index in {index_dir} was chunked with max_chars={c.max_chars}, overlap={c.overlap_sentences}; "
-            f"the settings say {settings.chunk_max_chars}, {settings.chunk_overlap_sentences}. Run `rag index` "
-            "to re-chunk, or restore those settings."
+            f"the settings say {settings.chunk_max_chars}, {settings.chunk_overlap_sentences}. Run "
+            f"{index_command(index_dir, corpus=corpus)} to re-chunk, or restore those settings "
+            "(RAG_CHUNK_MAX_CHARS, RAG_CHUNK_OVERLAP_SENTENCES)."
+        )
+    mismatch = _faiss_mismatch(manifest, settings)
+    if mismatch is not None:
+        what, restore = mismatch
+        raise IndexMismatch(
+            f"The index in {index_dir} was built with {what}. Run {rebuild} to rebuild it with the current "
+            f"settings, or set {restore} back."
         )
 
 
@@ -386,12 +546,19 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
     manifest = read_manifest(index_dir)
     if check_settings:
         check_compatible(manifest, settings, index_dir)
-    hint = "Rebuild it with `rag index --rebuild`."
+    rebuild = index_command(index_dir, rebuild=True, corpus=_corpus_args(manifest, settings))
+    hint = f"Rebuild it with {rebuild}."
     for name in ARTEFACTS:
         path = index_dir / name
         if not path.is_file():
             raise IndexCorrupt(f"The index in {index_dir} is incomplete: {name} is missing. {hint}")
-        if _sha256_file(path) != manifest.files.get(name):
+        try:
+            digest = _sha256_file(path)
+        except OSError as exc:
+            raise IndexCorrupt(
+                f"The index file {path} cannot be read ({exc.strerror or exc}). Check its permissions, or rebuild it with {rebuild}."
+            ) from None
+        if digest != manifest.files.get(name):
             raise IndexCorrupt(f"The index file {path} is damaged (checksum mismatch). {hint}")
     try:
         documents = {

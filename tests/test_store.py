@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
-from rag.errors import CorpusError, IndexCorrupt, IndexMismatch, IndexMissing, RagError
+import rag.store
+from rag.errors import CorpusError, IndexCorrupt, IndexMismatch, IndexMissing, IndexWriteError, RagError
 from rag.store import build_index, load_index
+
+WRITE_FIX = "Choose another --index-dir or RAG_INDEX_DIR, check permissions and free space."
 
 pytestmark = pytest.mark.slow
 
@@ -125,6 +131,153 @@ def test_missing_and_mismatched_index(seed_index_dir, tmp_path, settings_factory
         load_index(seed_index_dir, settings_factory(embedding_model="some/other-model"))
 
 
+def test_rebuild_commands_name_a_non_default_index_dir(seed_index_dir, tmp_path, settings_factory, monkeypatch):
+    nothing = tmp_path / "nothing"
+    with pytest.raises(IndexMissing) as exc:
+        load_index(nothing, settings_factory())
+    assert str(exc.value) == (
+        f"No index in {nothing}. Build one with `rag index --index-dir {nothing}` "
+        f"(or `rag index PATH --index-dir {nothing}` for another corpus)."
+    )
+    with pytest.raises(IndexMismatch) as exc:
+        load_index(seed_index_dir, settings_factory(chunk_max_chars=900))
+    assert f"Run `rag index --index-dir {seed_index_dir}` to re-chunk" in str(exc.value)
+    with pytest.raises(IndexMismatch) as exc:
+        load_index(seed_index_dir, settings_factory(embedding_model="some/other-model"))
+    assert f"Run `rag index --rebuild --index-dir {seed_index_dir}` to re-embed" in str(exc.value)
+
+    monkeypatch.chdir(tmp_path)  # the default index dir, `index`, is not named
+    with pytest.raises(IndexMissing) as exc:
+        load_index(Path("index"), settings_factory())
+    assert str(exc.value) == "No index in index. Build one with `rag index` (or `rag index PATH` for another corpus)."
+    shutil.copytree(seed_index_dir, "index")
+    (Path("index") / "chunks.jsonl").unlink()
+    with pytest.raises(IndexCorrupt) as exc:
+        load_index(Path("index"), settings_factory())
+    assert str(exc.value) == (
+        "The index in index is incomplete: chunks.jsonl is missing. Rebuild it with `rag index --rebuild`."
+    )
+
+
+def test_rebuild_commands_name_a_non_default_corpus(corpus, tmp_path, settings_factory, embedder):
+    idx = tmp_path / "idx"
+    build_index([corpus], settings_factory(), idx, embedder)  # settings_factory's corpus is the seeds
+    with pytest.raises(IndexMismatch) as exc:
+        load_index(idx, settings_factory(embedding_model="some/other-model"))
+    assert f"Run `rag index {corpus} --rebuild --index-dir {idx}` to re-embed" in str(exc.value)
+    (idx / "documents.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(IndexCorrupt) as exc:
+        load_index(idx, settings_factory())
+    assert str(exc.value) == (
+        f"The index file {idx / 'documents.jsonl'} is damaged (checksum mismatch). "
+        f"Rebuild it with `rag index {corpus} --rebuild --index-dir {idx}`."
+    )
+
+
+# ------------------------------------------------------------------------ filesystem failures while writing
+def _never_embed():
+    raise AssertionError("nothing should be embedded")
+
+
+@pytest.mark.parametrize("under", ["regular-file", "/dev/null"])
+def test_index_dir_under_a_file_is_an_error_before_any_work(corpus, tmp_path, settings_factory, under):
+    blocker = tmp_path / "notes.txt" if under == "regular-file" else Path(under)
+    if under == "regular-file":
+        blocker.write_text("not a folder", encoding="utf-8")
+    idx = blocker / "sub" / "idx"
+    with pytest.raises(IndexWriteError) as exc:
+        build_index([corpus], settings_factory(index_dir=idx), idx, _never_embed)
+    assert str(exc.value) == (
+        f"Cannot create the index folder {idx}: {blocker} is a file, not a folder. "
+        "Choose another --index-dir or RAG_INDEX_DIR."
+    )
+    assert isinstance(exc.value, RagError)
+
+
+def test_index_dir_that_is_a_file_is_an_error(corpus, tmp_path, settings_factory):
+    idx = tmp_path / "idx"
+    idx.write_text("x", encoding="utf-8")
+    with pytest.raises(IndexWriteError, match=f"^Index path {idx} is a file, not a folder. Choose another"):
+        build_index([corpus], settings_factory(index_dir=idx), idx, _never_embed)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
+
+
+def test_disk_full_while_writing_keeps_the_previous_index(corpus, tmp_path, settings_factory, embedder, monkeypatch):
+    idx = tmp_path / "idx"
+    s = settings_factory(index_dir=idx)
+    build_index([corpus], s, idx, embedder)
+    before = (idx / "manifest.json").read_text(encoding="utf-8")
+
+    def disk_full(path, rows):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(rag.store, "_write_jsonl", disk_full)
+    with pytest.raises(IndexWriteError) as exc:
+        build_index([corpus], s, idx, _never_embed)  # nothing changed: only the write is attempted
+    message = str(exc.value)
+    assert message.startswith(f"Cannot write the index {idx}: writing the new index files in {tmp_path}/.idx.tmp-")
+    assert message.endswith(f" failed (No space left on device). The previous index, if any, is unchanged. {WRITE_FIX}")
+    assert (idx / "manifest.json").read_text(encoding="utf-8") == before
+    assert set(load_index(idx, s).documents) == {"a.txt", "sub/b.md"}
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_rename_restores_the_previous_index(corpus, tmp_path, settings_factory, embedder, monkeypatch):
+    idx = tmp_path / "idx"
+    s = settings_factory(index_dir=idx)
+    build_index([corpus], s, idx, embedder)
+    before = (idx / "manifest.json").read_text(encoding="utf-8")
+    (corpus / "a.txt").write_text("Alpha Corp now makes batteries in Texas.", encoding="utf-8")
+    real_replace = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append((Path(src).name.split("-")[0], Path(dst).name))
+        if ".tmp-" in Path(src).name:  # the new index moving in: after the old one was moved aside
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(rag.store.os, "replace", replace)
+    with pytest.raises(IndexWriteError) as exc:
+        build_index([corpus], s, idx, embedder)
+    assert calls == [("idx", "index"), (".idx.tmp", "idx"), ("index", "idx")]  # aside, in (fails), back
+    message = str(exc.value)
+    assert message.startswith(f"Cannot write the index {idx}: renaming {tmp_path}/.idx.tmp-")
+    assert message.endswith(
+        f" to {idx} failed (Permission denied: {idx}). The previous index, if any, is unchanged. {WRITE_FIX}"
+    )
+    assert (idx / "manifest.json").read_text(encoding="utf-8") == before
+    assert "magnets" in load_index(idx, s).documents["a.txt"].text
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_restore_says_where_the_previous_index_is(corpus, tmp_path, settings_factory, embedder, monkeypatch):
+    idx = tmp_path / "idx"
+    s = settings_factory(index_dir=idx)
+    build_index([corpus], s, idx, embedder)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == idx:  # both the new index moving in and the old one moving back fail
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(rag.store.os, "replace", replace)
+    with pytest.raises(IndexWriteError) as exc:
+        build_index([corpus], s, idx, _never_embed)
+    (old_home,) = [p for p in tmp_path.iterdir() if p.name.startswith(".idx.old-")]
+    assert f"failed (Input/output error). The previous index is in {old_home / 'index'}: move it back to {idx}. " in (
+        str(exc.value)
+    )
+    assert _leftovers(tmp_path) == [old_home.name]  # the new index's temporary folder is gone
+    monkeypatch.undo()
+    os.replace(old_home / "index", idx)  # following the message restores it
+    assert set(load_index(idx, s).documents) == {"a.txt", "sub/b.md"}
+
+
 def test_non_utf8_and_binary_files_are_skipped_with_a_warning(tmp_path, caplog):
     from rag.corpus import load_corpus
 
@@ -139,6 +292,54 @@ def test_non_utf8_and_binary_files_are_skipped_with_a_warning(tmp_path, caplog):
     msgs = [r.getMessage() for r in caplog.records]
     assert any("latin.txt" in m and "UTF-8" in m for m in msgs)
     assert any("blob.md" in m and "binary" in m for m in msgs)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "looks_like"),
+    [
+        ("utf-16-le", b"\xff\xfe", "UTF-16"),
+        ("utf-16-be", b"\xfe\xff", "UTF-16"),
+        ("utf-32-le", b"\xff\xfe\x00\x00", "UTF-32"),
+    ],
+)
+def test_utf16_and_utf32_files_are_named_as_such(tmp_path, caplog, encoding, bom, looks_like):
+    from rag.corpus import load_corpus
+
+    (tmp_path / "ok.txt").write_text("Fine text.", encoding="utf-8")
+    (tmp_path / "wide.txt").write_bytes(bom + "Gallium is refined in Perth.".encode(encoding))
+    with caplog.at_level("WARNING", logger="rag"):
+        docs = load_corpus([tmp_path])
+    assert [d.doc_id for d in docs] == ["ok.txt"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"skipped wide.txt: not UTF-8 text (looks like {looks_like}; convert it to UTF-8)"
+    ]
+
+
+def test_a_file_named_directly_must_be_txt_or_md(corpus):
+    from rag.corpus import load_corpus
+
+    with pytest.raises(CorpusError) as exc:
+        load_corpus([corpus / "ignored.csv"])
+    assert str(exc.value) == (
+        f"{corpus / 'ignored.csv'} is not a .txt or .md file; rename it to .txt or .md if it is plain UTF-8 text "
+        "(e.g. ignored.txt), or pass a folder of .txt/.md files."
+    )
+    (corpus / "data.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"ignored.csv, .*data.json are not .txt or .md files; rename it"):
+        load_corpus([corpus / "ignored.csv", corpus / "data.json"])
+    docs = load_corpus([corpus / "a.txt"])  # a .txt file named directly is fine
+    assert [d.doc_id for d in docs] == ["a.txt"]
+
+
+def test_a_non_txt_file_among_other_paths_is_skipped_with_a_warning(corpus, caplog):
+    from rag.corpus import load_corpus
+
+    with caplog.at_level("WARNING", logger="rag"):
+        docs = load_corpus([corpus / "ignored.csv", corpus / "a.txt", corpus / "sub"])
+    assert [d.doc_id for d in docs] == ["a.txt", "sub/b.md"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"skipped {corpus / 'ignored.csv'}: not a .txt or .md file; rename it to .txt or .md to index it"
+    ]
 
 
 def test_empty_corpus_is_an_error(tmp_path):
