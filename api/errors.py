@@ -1,6 +1,7 @@
 """The service's edge: every error becomes JSON ``{"detail": "<what went wrong and how to fix it>"}``.
 
-- invalid bodies: 422, the detail names the field;
+- invalid bodies: 422, the detail names the field; bodies the JSON parser gives up on (nested too deeply,
+  a number with too many digits, bytes that are not UTF-8) are 422 too, never FastAPI's bare 400;
 - bodies over ``Settings.max_request_bytes``: 413 (checked before the body is read when Content-Length is
   given, and while it streams otherwise);
 - no usable index: 503 with how to build one;
@@ -88,7 +89,32 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
 
 
+# FastAPI answers 400 "There was an error parsing the body" when decoding the body raises anything but a
+# JSONDecodeError: RecursionError (nesting), ValueError (an integer over Python's 4300-digit limit),
+# UnicodeDecodeError (not UTF-8, whatever charset the header declares). No route of ours raises 400.
+_PARSE_FAILED = "There was an error parsing the body"
+
+
+def describe_parse_failure(cause: BaseException | None) -> str:
+    """The 422 detail for a body the JSON parser could not handle, naming the problem when it is known."""
+    if isinstance(cause, RecursionError):
+        problem = "it is nested too deeply"
+    elif isinstance(cause, UnicodeError):
+        problem = "it is not UTF-8 (JSON bodies must be UTF-8, whatever charset the Content-Type declares)"
+    elif isinstance(cause, ValueError) and "digit" in str(cause):
+        problem = "it holds a number with too many digits"
+    else:
+        problem = "nested too deeply, a number with too many digits, or not UTF-8"
+    return f"Invalid request: the request body could not be parsed ({problem}). Send a JSON object like {_EXAMPLE}."
+
+
+def _is_parse_failure(exc: HTTPException) -> bool:
+    return exc.status_code == 400 and (exc.detail == _PARSE_FAILED or exc.__cause__ is not None)
+
+
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    if _is_parse_failure(exc):
+        return JSONResponse(status_code=422, content={"detail": describe_parse_failure(exc.__cause__)})
     return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)}, headers=exc.headers)
 
 

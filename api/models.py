@@ -69,6 +69,7 @@ class HealthResponse(BaseModel):
 class DocumentInfo(BaseModel):
     doc_id: str
     chars: int = Field(description="Length of the text in characters (the unit of citation offsets).")
+    bytes: int = Field(description="Size of the text in UTF-8 bytes (what the sha256 is computed over).")
     sha256: str = Field(description="SHA-256 of the document's UTF-8 bytes.")
 
 

@@ -10,6 +10,12 @@ from rag.errors import InvalidQuestion
 
 router = APIRouter()
 
+
+def utf8_size(text: str) -> int:
+    """Size of ``text`` in UTF-8 bytes (documents are read as UTF-8, so they always encode)."""
+    return len(text.encode("utf-8"))
+
+
 _ERRORS = {503: {"model": ErrorResponse, "description": "No usable index; the detail says how to build one."}}
 
 
@@ -45,7 +51,7 @@ def health(index: IndexDep) -> HealthResponse:
 @router.get("/documents", response_model=list[DocumentInfo], responses=_ERRORS, summary="List indexed documents")
 def list_documents(index: IndexDep) -> list[DocumentInfo]:
     return [
-        DocumentInfo(doc_id=d.doc_id, chars=len(d.text), sha256=d.sha256)
+        DocumentInfo(doc_id=d.doc_id, chars=len(d.text), bytes=utf8_size(d.text), sha256=d.sha256)
         for d in sorted(index.documents.values(), key=lambda d: d.doc_id)
     ]
 
@@ -65,4 +71,6 @@ def get_document(doc_id: str, index: IndexDep) -> DocumentText:
         raise HTTPException(
             status_code=404, detail=f"No indexed document has the id {shown!r}. GET /documents lists them."
         )
-    return DocumentText(doc_id=doc.doc_id, chars=len(doc.text), sha256=doc.sha256, text=doc.text)
+    return DocumentText(
+        doc_id=doc.doc_id, chars=len(doc.text), bytes=utf8_size(doc.text), sha256=doc.sha256, text=doc.text
+    )

@@ -257,9 +257,11 @@ def eval_(
     work: Path | None = None
     try:
         if squad is not None:
-            from rag.squad import load_squad, write_corpus
+            from rag.squad import check_squad_index_dir, load_squad, write_corpus
 
             docs, items = load_squad(squad)
+            if index_dir is not None:  # never replace an index of other documents (e.g. the seeds' one)
+                check_squad_index_dir(index_dir, [d for d, _ in docs])
             work = Path(tempfile.mkdtemp(prefix="rag-squad-"))
             corpus = write_corpus(docs, work / "corpus")
             s = s.model_copy(update={"corpus_dir": corpus, "index_dir": index_dir or work / "index"})
@@ -269,11 +271,9 @@ def eval_(
 
             build_index([corpus], s, s.index_dir, lambda: load_embedder(s), progress=True)
         else:
-            from rag.squad import load_gold
+            from rag.squad import load_gold, select_split
 
-            items = load_gold(gold)
-            if split != "all":
-                items = [it for it in items if it.split == split]
+            items = select_split(load_gold(gold), split)
         if not items:
             _fail(f"no questions to evaluate (split {split!r} is empty)")
         _evaluate(s, items, squad or gold, "squad" if squad else split, out, baselines, sweep)
@@ -297,6 +297,8 @@ def _evaluate(s, items, source: Path, split: str, out: Path, baselines: bool, sw
     assert pipeline.index is not None
     documents = {d: doc.text for d, doc in pipeline.index.documents.items()}
     all_metrics = {r.name: evaluate.metrics(r, documents) for r in runs}
+    for line in evaluate.citation_warnings(all_metrics):
+        logging.getLogger("rag.evaluate").warning("%s", line)
     meta = {
         "source": str(source),
         "split": split,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from rag.types import Hit, Result
 
 RECALL_K = 5
 FULL = "hybrid + reader (full)"
+
+log = logging.getLogger("rag.evaluate")
 
 
 @dataclass
@@ -90,6 +93,30 @@ def variants(p: Pipeline) -> dict[str, Pipeline]:
     }
 
 
+def unknown_doc_ids(items: Sequence[GoldItem], indexed_doc_ids: Collection[str]) -> list[GoldItem]:
+    """The gold items naming a supporting document that is not in the index; logs one warning if any.
+
+    Their retrieval metrics (recall, MRR) can only count the documents that are indexed, so a gold file for
+    another corpus, or doc ids spelled differently (``seeds/001.txt`` for ``001.txt``), would silently lower
+    them. :func:`run` calls this itself.
+    """
+    known = indexed_doc_ids if isinstance(indexed_doc_ids, (set, frozenset, dict)) else set(indexed_doc_ids)
+    bad = [it for it in items if any(d not in known for d in it.doc_ids)]
+    if bad:
+        first = bad[0]
+        missing = next(d for d in first.doc_ids if d not in known)
+        log.warning(
+            "%d of %d gold questions name supporting documents that are not in the index (e.g. %r in %r); "
+            "their recall and MRR count only indexed documents. Check that the gold file's doc_ids are paths "
+            "relative to the indexed corpus folder, or index the documents they name.",
+            len(bad),
+            len(items),
+            missing,
+            first.id,
+        )
+    return bad
+
+
 def run(
     pipeline: Pipeline,
     items: Sequence[GoldItem],
@@ -97,7 +124,12 @@ def run(
     with_baselines: bool = True,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[VariantRun]:
-    """Answer every gold question with each variant. Latency is measured for the full system only."""
+    """Answer every gold question with each variant. Latency is measured for the full system only.
+
+    Logs a warning (see :func:`unknown_doc_ids`) when gold items name documents the index does not hold.
+    """
+    if pipeline.index is not None:
+        unknown_doc_ids(items, pipeline.index.documents)
     systems = variants(pipeline) if with_baselines else {FULL: pipeline}
     runs = {name: VariantRun(name) for name in systems}
     open_reader = copy.copy(pipeline.reader)
@@ -134,7 +166,7 @@ def metrics(run_: VariantRun, documents: dict[str, str]) -> dict[str, Any]:
         return sum(xs) / len(xs) if xs else None
 
     cites = [c for r in recs for a in r.result.answers for c in a.citations]
-    valid = [citation_valid(c, documents[c.doc_id]) for c in cites]
+    valid = [c.doc_id in documents and citation_valid(c, documents[c.doc_id]) for c in cites]
     latencies = [r.latency_ms for r in recs if r.latency_ms is not None]
     out: dict[str, Any] = {
         "questions": len(recs),
@@ -149,12 +181,32 @@ def metrics(run_: VariantRun, documents: dict[str, str]) -> dict[str, Any]:
         ),
         "mrr": mean([reciprocal_rank(r.retrieved_docs, list(r.item.doc_ids)) for r in answerable]),
         "citations": len(cites),
+        "invalid_citations": valid.count(False),
         "citation_validity": mean([float(v) for v in valid]) if valid else 1.0,
         "abstention_unanswerable": mean([float(not r.result.answers) for r in unanswerable]),
         "false_abstention_answerable": mean([float(not r.result.answers) for r in answerable]),
         "latency_p50_ms": percentile(latencies, 50) if latencies else None,
         "latency_p95_ms": percentile(latencies, 95) if latencies else None,
     }
+    return out
+
+
+def citation_warnings(all_metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per variant whose citations are not all valid (empty when every citation checks out).
+
+    Every citation must quote its document exactly at its offsets, so anything below 100% is a bug to
+    report, never noise; the CLI prints these lines as warnings after the table.
+    """
+    out = []
+    for name, m in all_metrics.items():
+        bad, total = m.get("invalid_citations", 0), m.get("citations", 0)
+        validity = m.get("citation_validity")
+        if bad or (validity is not None and validity < 1.0):
+            pct = (validity or 0.0) * 100
+            out.append(
+                f"{name}: {bad} of {total} citations are invalid (citation validity {pct:.1f}%, expected 100%): "
+                "their offsets or quotes do not match the document text, which is a bug; please report it."
+            )
     return out
 
 

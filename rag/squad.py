@@ -9,15 +9,15 @@ SQuAD: each paragraph becomes one document whose text is exactly its ``context``
 title made safe as a folder name by :func:`safe_title` (SQuAD's own titles, like ``Normans`` or
 ``Sky_(United_Kingdom)``, are kept unchanged). Every question becomes a gold item of split ``test``.
 
-The conversion functions are pure; only :func:`load_squad`, :func:`load_gold`, :func:`write_corpus` and
-:func:`write_gold` touch files. Malformed input raises :class:`rag.errors.GoldFormatError` naming the file,
+The conversion functions are pure; only :func:`load_squad`, :func:`load_gold`, :func:`write_corpus`,
+:func:`write_gold` and :func:`check_squad_index_dir` touch files. Malformed input raises :class:`rag.errors.GoldFormatError` naming the file,
 the line or item, and what to fix.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,18 +28,20 @@ __all__ = [
     "GoldItem",
     "SPLITS",
     "assign_splits",
+    "check_squad_index_dir",
     "gold_item_from_dict",
     "load_gold",
     "load_squad",
     "safe_title",
+    "select_split",
     "squad_to_corpus_and_gold",
     "write_corpus",
     "write_gold",
 ]
 
 SPLITS = ("dev", "test")
-_REQUIRED_KEYS = ("id", "question", "answers", "doc_ids", "split")
-_ALLOWED_KEYS = frozenset((*_REQUIRED_KEYS, "type"))
+_REQUIRED_KEYS = ("id", "question", "answers", "doc_ids")
+_ALLOWED_KEYS = frozenset((*_REQUIRED_KEYS, "split", "type"))
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class GoldItem:
     question: str
     answers: tuple[str, ...]
     doc_ids: tuple[str, ...]
-    split: str
+    split: str | None = None  # "dev" or "test"; None: in no split (evaluated only with split "all")
     type: str = ""  # who / what / when / ...; "" when unknown (SQuAD)
 
     @property
@@ -58,15 +60,14 @@ class GoldItem:
         return bool(self.answers)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-lines record (key order as in ``eval/gold.jsonl``)."""
-        return {
-            "id": self.id,
-            "split": self.split,
-            "type": self.type,
-            "question": self.question,
-            "answers": list(self.answers),
-            "doc_ids": list(self.doc_ids),
-        }
+        """The JSON-lines record (key order as in ``eval/gold.jsonl``; no ``split`` key when it is None)."""
+        out: dict[str, Any] = {"id": self.id}
+        if self.split is not None:
+            out["split"] = self.split
+        out.update(
+            {"type": self.type, "question": self.question, "answers": list(self.answers), "doc_ids": list(self.doc_ids)}
+        )
+        return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -118,12 +119,15 @@ def gold_item_from_dict(obj: Any, where: str = "gold item") -> GoldItem:
             f'{where}: "answers" is empty (unanswerable) but "doc_ids" is not; '
             'an unanswerable question has "doc_ids": [].'
         )
-    if obj["split"] not in SPLITS:
-        raise GoldFormatError(f'{where}: "split" must be "dev" or "test", not {obj["split"]!r}.')
+    split = obj.get("split")
+    if "split" in obj and split not in SPLITS:
+        raise GoldFormatError(
+            f'{where}: "split" must be "dev" or "test" (or left out: the item then belongs to no split), not {split!r}.'
+        )
     qtype = obj.get("type", "")
     if not isinstance(qtype, str):
         raise GoldFormatError(f'{where}: "type" must be a string such as "who", not {_type_name(qtype)}.')
-    return GoldItem(obj["id"], obj["question"], answers, doc_ids, obj["split"], qtype)
+    return GoldItem(obj["id"], obj["question"], answers, doc_ids, split, qtype)
 
 
 def _read_text(path: Path, what: str, example: str) -> str:
@@ -165,6 +169,16 @@ def load_gold(path: str | Path) -> list[GoldItem]:
     if not items:
         raise GoldFormatError(f"{path}: holds no questions; it needs one JSON object per line.")
     return items
+
+
+def select_split(items: Iterable[GoldItem], split: str) -> list[GoldItem]:
+    """The items of ``split``: ``"dev"`` or ``"test"`` keep the items of that split (items without a split
+    are left out), ``"all"`` keeps every item."""
+    if split == "all":
+        return list(items)
+    if split not in SPLITS:
+        raise GoldFormatError(f"split must be dev, test or all, not {split!r}.")
+    return [it for it in items if it.split == split]
 
 
 def write_gold(items: Iterable[GoldItem], path: str | Path) -> Path:
@@ -337,7 +351,12 @@ def squad_to_corpus_and_gold(
                             )
                         norm = _universal_newlines(ans_text)
                         new_start = _shifted(context, start)
-                        assert text[new_start : new_start + len(norm)] == norm, (doc_id, qid)
+                        if text[new_start : new_start + len(norm)] != norm:  # a bug here, not in the data
+                            raise GoldFormatError(
+                                f"{where_m}: the answer {ans_text!r} at answer_start {start} is not found at "
+                                f"offset {new_start} after converting line ends to \\n; please report this "
+                                "with the file, or remove carriage returns from the context and answer."
+                            )
                         if norm not in texts:
                             texts.append(norm)
                 gold.append(
@@ -390,3 +409,45 @@ def write_corpus(docs: Sequence[tuple[str, str]], out_dir: str | Path) -> Path:
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_bytes(text.encode("utf-8"))
     return out
+
+
+def _indexed_doc_ids(index_dir: Path) -> list[str] | None:
+    """The doc ids of the index in ``index_dir`` (from ``manifest.json``, then ``documents.jsonl``), or None
+    when neither can be read."""
+    try:
+        manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+        documents = manifest["documents"]
+        if isinstance(documents, dict) and all(isinstance(d, str) for d in documents):
+            return list(documents)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        with (index_dir / "documents.jsonl").open(encoding="utf-8") as f:
+            ids = [json.loads(line)["doc_id"] for line in f if line.strip()]
+        return ids if all(isinstance(d, str) for d in ids) else None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_squad_index_dir(index_dir: Path, doc_ids: Collection[str]) -> None:
+    """Refuse to index a SQuAD corpus into ``index_dir`` when that would replace an index of other documents.
+
+    Allowed: a folder that does not exist, holds no ``manifest.json``, or holds an index whose documents are
+    all among ``doc_ids`` (an earlier run on this SQuAD file, re-indexed incrementally). Otherwise raises
+    :class:`rag.errors.CorpusError` saying which document is foreign and how to choose another folder.
+    Reads only the manifest (or ``documents.jsonl``); FAISS and the vectors are never loaded.
+    """
+    index_dir = Path(index_dir)
+    if not (index_dir / "manifest.json").is_file():
+        return
+    fix = (
+        "`rag eval --squad` would replace it. Give a new or empty --index-dir, or leave it out to use a temporary one."
+    )
+    indexed = _indexed_doc_ids(index_dir)
+    if indexed is None:
+        raise CorpusError(f"{index_dir} already holds an index whose documents cannot be read; {fix}")
+    ours = doc_ids if isinstance(doc_ids, (set, frozenset, dict)) else set(doc_ids)
+    foreign = sorted(d for d in indexed if d not in ours)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise CorpusError(f"{index_dir} already holds an index of other documents (e.g. {foreign[0]!r}{more}); {fix}")

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from api.errors import describe_parse_failure
 from api.main import WARMUP_QUESTION, create_app
 from rag.config import Settings
 from rag.manifest import ChunkingInfo, EmbeddingInfo, FaissInfo, Manifest
@@ -54,7 +55,7 @@ def api_settings(**kw: object) -> Settings:
 
 # ------------------------------------------------------------------------------------------- stub
 DOC_ID = "news/capital.txt"
-DOC_TEXT = "Intro line.\nThe capital of the United States is Washington. It has many museums.\n"
+DOC_TEXT = "Intro line.\nThe capital of the United States is Washington. It has many museums — “Smithsonian” ones.\n"
 
 
 class StubPipeline:
@@ -148,10 +149,16 @@ def test_health_and_documents_with_stub(client: TestClient) -> None:
     }
     listed = client.get("/documents").json()
     assert listed == [
-        {"doc_id": DOC_ID, "chars": len(DOC_TEXT), "sha256": hashlib.sha256(DOC_TEXT.encode()).hexdigest()}
+        {
+            "doc_id": DOC_ID,
+            "chars": len(DOC_TEXT),
+            "bytes": len(DOC_TEXT.encode("utf-8")),
+            "sha256": hashlib.sha256(DOC_TEXT.encode()).hexdigest(),
+        }
     ]
+    assert listed[0]["bytes"] == listed[0]["chars"] + 6  # "—", "“" and "”" are 3 bytes each in UTF-8
     doc = client.get(f"/documents/{DOC_ID}").json()
-    assert doc["text"] == DOC_TEXT and doc["doc_id"] == DOC_ID and doc["chars"] == len(DOC_TEXT)
+    assert doc == {**listed[0], "text": DOC_TEXT}
 
 
 @pytest.mark.parametrize(
@@ -199,9 +206,39 @@ def test_malformed_bodies_are_422(client: TestClient, content: bytes, headers: d
     assert expected in detail
 
 
-def test_pathological_json_is_a_client_error(client: TestClient) -> None:
-    nested = b"[" * 50_000  # deeper than the JSON parser's recursion limit, within the size limit
-    assert_json_error(client.post("/ask", content=nested, headers={"content-type": "application/json"}), 400)
+NOT_UTF8 = "it is not UTF-8 (JSON bodies must be UTF-8, whatever charset the Content-Type declares)"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "problem"),
+    [
+        (b"[" * 50_000, "application/json", "it is nested too deeply"),  # past the parser's recursion limit
+        (
+            b'{"question": "q", "top_k": ' + b"9" * 5000 + b"}",
+            "application/json",
+            "it holds a number with too many digits",
+        ),
+        ('{"question": "café?"}'.encode("latin-1"), "application/json; charset=latin-1", NOT_UTF8),
+        (b'{"question": "\xff"}', "application/json", NOT_UTF8),  # a raw 0xff byte
+    ],
+)
+def test_bodies_the_parser_gives_up_on_are_422(
+    client: TestClient, stub: StubPipeline, content: bytes, content_type: str, problem: str
+) -> None:
+    asked = len(stub.asked)
+    detail = assert_json_error(client.post("/ask", content=content, headers={"content-type": content_type}), 422)
+    assert detail == (
+        f"Invalid request: the request body could not be parsed ({problem}). "
+        'Send a JSON object like {"question": "...", "top_k": 3}.'
+    )
+    assert len(stub.asked) == asked  # never reached the pipeline
+
+
+def test_parse_failure_of_unknown_cause_still_names_the_likely_problems() -> None:
+    assert describe_parse_failure(None) == (
+        "Invalid request: the request body could not be parsed (nested too deeply, a number with too many digits, "
+        'or not UTF-8). Send a JSON object like {"question": "...", "top_k": 3}.'
+    )
 
 
 def test_longest_question_is_accepted(client: TestClient) -> None:
@@ -373,12 +410,37 @@ def test_real_health_and_documents(real_client: TestClient, api_pipeline) -> Non
     assert sorted(d["doc_id"] for d in listed) == sorted(p.name for p in SEEDS.glob("*.txt"))
     for d in listed:
         doc = real_client.get(f"/documents/{d['doc_id']}").json()
-        assert len(doc["text"]) == d["chars"]
+        assert len(doc["text"]) == d["chars"] == doc["chars"]
+        assert len(doc["text"].encode("utf-8")) == d["bytes"] == doc["bytes"]
         assert hashlib.sha256(doc["text"].encode()).hexdigest() == d["sha256"]
         assert doc["text"] == (SEEDS / d["doc_id"]).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
+def test_start_up_builds_a_missing_index(tmp_path: Path) -> None:
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    index_dir.mkdir()
+    (corpus / "lakes.txt").write_text("Lake Baikal is the deepest lake in the world. It lies in Siberia.\n", "utf-8")
+    (corpus / "rivers.md").write_text("The Amazon carries more water than any other river.\n", encoding="utf-8")
+    with TestClient(create_app(api_settings(corpus_dir=corpus, index_dir=index_dir))) as c:  # lifespan runs
+        health = c.get("/health").json()
+        assert health["status"] == "ok" and health["documents"] == 2
+        assert [d["doc_id"] for d in c.get("/documents").json()] == ["lakes.txt", "rivers.md"]
+        body = c.post("/ask", json={"question": "What is the deepest lake in the world?", "top_k": 1}).json()
+    assert (index_dir / "manifest.json").is_file()
+    assert body["answers"] and body["answers"][0]["citations"][0]["doc_id"] == "lakes.txt"
+
+
 # ------------------------------------------------------------------------------------------- real server
+def serve_command() -> list[str]:
+    """The installed ``rag`` console script next to this Python, else ``python -m rag.cli``."""
+    script = Path(sys.executable).parent / "rag"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), "serve"]
+    return [sys.executable, "-m", "rag.cli", "serve"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -387,12 +449,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def live_server(api_pipeline, api_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """`python -m rag.cli serve` in a subprocess over the prebuilt index; yields its base URL."""
+    """`rag serve` (the console script, else `python -m rag.cli serve`) in a subprocess over the prebuilt
+    index; yields its base URL."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     pythonpath = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     env = {**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [*serve_command(), "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--index-dir", str(api_index_dir)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

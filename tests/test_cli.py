@@ -110,3 +110,35 @@ def test_usage_errors_are_one_clear_message(tmp_path):
     r = invoke("eval", "--index-dir", str(tmp_path / "i"))
     assert r.exit_code == 1 and "exactly one of --gold FILE or --squad FILE" in r.output
     assert not (tmp_path / "i").exists()
+
+
+@pytest.mark.slow
+def test_eval_squad_never_replaces_another_index(seed_index_dir, tmp_path):
+    import shutil
+
+    idx = tmp_path / "seeds-index"
+    shutil.copytree(seed_index_dir, idx)
+    before = {p.name: p.read_bytes() for p in idx.iterdir() if p.is_file()}
+    squad = Path(__file__).resolve().parent / "data" / "squad2-dev-excerpt.json"
+    r = invoke("eval", "--squad", str(squad), "--index-dir", str(idx), "--out", str(tmp_path / "out"))
+    assert r.exit_code == 1 and "already holds an index of other documents" in r.output
+    assert {p.name: p.read_bytes() for p in idx.iterdir() if p.is_file()} == before
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_eval_gold_writes_predictions_and_metrics(seed_index_dir, tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    lines = [
+        {"id": "a", "question": "How big is Australia's strategic reserve?", "answers": ["A$1.2 billion"],
+         "doc_ids": ["004_237733e5469944db.txt"]},
+        {"id": "b", "question": "Who won the 1998 football World Cup?", "answers": [], "doc_ids": []},
+    ]  # fmt: skip
+    gold.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    out = tmp_path / "out"
+    r = invoke("eval", "--gold", str(gold), "--index-dir", str(seed_index_dir), "--out", str(out), "--no-baselines")
+    assert r.exit_code == 0, r.output
+    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [p["id"] for p in preds] == ["a", "b"]
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert "hybrid + reader (full)" in r.output and metrics

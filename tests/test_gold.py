@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import GoldFormatError
-from rag.squad import GoldItem, assign_splits, load_gold, write_gold
+from rag.squad import GoldItem, assign_splits, load_gold, select_split, write_gold
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "eval" / "gold.jsonl"
@@ -157,6 +157,43 @@ def test_load_gold_reads_items(tmp_path: Path) -> None:
     assert items[0].answerable and not items[1].answerable
 
 
+def _issue_line(item_id: str, **kw: object) -> str:
+    """A line in the issue's format: only id, question, answers and doc_ids."""
+    return json.dumps({"id": item_id, "question": "Who?", "answers": ["Rubio"], "doc_ids": ["a.txt"], **kw})
+
+
+def test_split_is_optional(tmp_path: Path) -> None:
+    path = _write(tmp_path, _issue_line("q1"), _issue_line("q2", split="dev"), _issue_line("q3", split="test"))
+    items = load_gold(path)
+    assert items == [
+        GoldItem("q1", "Who?", ("Rubio",), ("a.txt",), None, ""),
+        GoldItem("q2", "Who?", ("Rubio",), ("a.txt",), "dev", ""),
+        GoldItem("q3", "Who?", ("Rubio",), ("a.txt",), "test", ""),
+    ]
+    assert GoldItem("q", "Q?", (), ()).split is None  # the default
+
+
+def test_select_split_leaves_items_without_split_to_all(tmp_path: Path) -> None:
+    items = load_gold(
+        _write(tmp_path, _issue_line("q1"), _issue_line("q2", split="dev"), _issue_line("q3", split="test"))
+    )
+    assert [it.id for it in select_split(items, "dev")] == ["q2"]
+    assert [it.id for it in select_split(items, "test")] == ["q3"]
+    assert [it.id for it in select_split(items, "all")] == ["q1", "q2", "q3"]
+    assert select_split(items[:1], "dev") == []
+    with pytest.raises(GoldFormatError, match=r"^split must be dev, test or all, not 'train'\.$"):
+        select_split(items, "train")
+
+
+def test_item_without_split_round_trips_without_the_key(tmp_path: Path) -> None:
+    items = [GoldItem("a", "Who?", ("X",), ("x.txt",)), GoldItem("b", "Where?", (), (), "test", "where")]
+    path = write_gold(items, tmp_path / "g.jsonl")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == {"id": "a", "type": "", "question": "Who?", "answers": ["X"], "doc_ids": ["x.txt"]}
+    assert list(rows[1]) == ["id", "split", "type", "question", "answers", "doc_ids"]
+    assert load_gold(path) == items
+
+
 def test_gold_item_is_frozen() -> None:
     item = GoldItem("s1", "Who?", ("Rubio",), ("a.txt",), "dev", "who")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -185,15 +222,18 @@ def test_write_then_load_round_trip(tmp_path: Path) -> None:
         ([_line(id="")], r'line 1: "id" must be a non-empty string'),
         ([_line(id=7)], r'line 1: "id" must be a non-empty string, not an integer'),
         ([_line(question="  ")], r'line 1: "question" must be a non-empty string'),
-        ([_line(split="train")], r"line 1: \"split\" must be \"dev\" or \"test\", not 'train'"),
+        ([_line(split="train")], r"line 1: \"split\" must be \"dev\" or \"test\" .*, not 'train'"),
         ([_line(type=["who"])], r'line 1: "type" must be a string'),
         ([_line(doc_ids=[])], r"line 1: an answerable question needs at least one supporting document"),
         ([_line(answers=[])], r'line 1: "answers" is empty \(unanswerable\) but "doc_ids" is not'),
         ([_line(), _line(id="s2"), _line()], r"line 3: id 's1' is already used on line 1"),
         (
             ['{"id": "s1", "question": "Q?", "answers": [], "split": "dev"}'],
-            r"line 1: missing key\(s\) 'doc_ids'",
+            r"line 1: missing key\(s\) 'doc_ids'\.$",
         ),
+        (['{"question": "Q?", "answers": []}'], r"line 1: missing key\(s\) 'id', 'doc_ids'\.$"),
+        ([_line(split=None)], r'line 1: "split" must be "dev" or "test" \(or left out.*\), not None'),
+        ([_line(split="Dev")], r"line 1: \"split\" must be \"dev\" or \"test\" .*, not 'Dev'"),
         ([_line(answer=["x"])], r"line 1: unknown key\(s\) 'answer'; allowed keys are"),
     ],
 )

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from rag.errors import CorpusError, GoldFormatError
-from rag.squad import GoldItem, load_squad, safe_title, squad_to_corpus_and_gold, write_corpus
+from rag.squad import (
+    GoldItem,
+    check_squad_index_dir,
+    load_squad,
+    safe_title,
+    squad_to_corpus_and_gold,
+    write_corpus,
+)
 
 EXCERPT = Path(__file__).parent / "data" / "squad2-dev-excerpt.json"
 
@@ -379,3 +386,100 @@ def test_write_corpus_rejects_paths_outside(tmp_path: Path, doc_id: str) -> None
     with pytest.raises(CorpusError, match="not a relative path"):
         write_corpus([(doc_id, "x")], tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_answer_offset_check_raises_instead_of_asserting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The converted-offset check is an explicit GoldFormatError, so it survives ``python -O``."""
+    import rag.squad
+
+    monkeypatch.setattr(rag.squad, "_shifted", lambda context, offset: offset + 1)  # a broken mapping
+    with pytest.raises(GoldFormatError, match=r"qas\[0\] \(id 'q1'\) answers\[0\]: the answer '10th and 11th "):
+        squad_to_corpus_and_gold(tiny())
+
+
+# --- check_squad_index_dir
+
+TINY_IDS = ["Normans/0.txt", "Normans/1.txt", "Sky_(United_Kingdom)/0.txt"]
+FIX = "`rag eval --squad` would replace it. Give a new or empty --index-dir, or leave it out to use a temporary one."
+
+
+def fake_index(index_dir: Path, doc_ids: list[str], *, documents_jsonl: bool = True) -> Path:
+    """An index folder as rag.store writes it, minus the vectors (the check must not need them)."""
+    from rag.manifest import ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
+
+    index_dir.mkdir(parents=True)
+    manifest = Manifest(
+        rag_version="test",
+        corpus=["corpus"],
+        embedding=EmbeddingInfo(model="m", backend="onnx", dim=4),
+        chunking=ChunkingInfo(max_chars=600, overlap_sentences=1),
+        faiss=FaissInfo(kind="flat"),
+        documents={d: DocumentInfo(sha256="0" * 64, chars=1, chunks=1) for d in doc_ids},
+        counts={"documents": len(doc_ids)},
+        files={},
+    )
+    (index_dir / "manifest.json").write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    if documents_jsonl:
+        rows = [json.dumps({"doc_id": d, "sha256": "0" * 64, "text": "x"}) for d in doc_ids]
+        (index_dir / "documents.jsonl").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    return index_dir
+
+
+def test_index_dir_without_an_index_is_allowed(tmp_path: Path) -> None:
+    check_squad_index_dir(tmp_path / "new", TINY_IDS)  # does not exist
+    (tmp_path / "empty").mkdir()
+    check_squad_index_dir(tmp_path / "empty", TINY_IDS)
+    assert not (tmp_path / "new").exists()
+
+
+def test_index_of_the_same_squad_corpus_is_allowed(tmp_path: Path) -> None:
+    check_squad_index_dir(fake_index(tmp_path / "same", TINY_IDS), TINY_IDS)
+    check_squad_index_dir(fake_index(tmp_path / "part", TINY_IDS[:1]), TINY_IDS)  # an edited SQuAD file
+    check_squad_index_dir(fake_index(tmp_path / "none", []), TINY_IDS)
+
+
+def test_index_of_other_documents_is_refused(tmp_path: Path) -> None:
+    d = fake_index(tmp_path / "seeds", ["001_x.txt", "000_y.txt"])
+    with pytest.raises(CorpusError) as err:
+        check_squad_index_dir(d, TINY_IDS)
+    assert str(err.value) == f"{d} already holds an index of other documents (e.g. '000_y.txt' and 1 more); {FIX}"
+    mixed = fake_index(tmp_path / "mixed", [*TINY_IDS, "notes.md"])
+    with pytest.raises(CorpusError) as err:
+        check_squad_index_dir(mixed, TINY_IDS)
+    assert str(err.value) == f"{mixed} already holds an index of other documents (e.g. 'notes.md'); {FIX}"
+
+
+def test_unreadable_manifest_falls_back_to_documents_jsonl(tmp_path: Path) -> None:
+    same = fake_index(tmp_path / "same", TINY_IDS)
+    (same / "manifest.json").write_text("{damaged", encoding="utf-8")
+    check_squad_index_dir(same, TINY_IDS)
+    other = fake_index(tmp_path / "other", ["001_x.txt"])
+    (other / "manifest.json").write_text("{damaged", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"of other documents \(e\.g\. '001_x\.txt'\)"):
+        check_squad_index_dir(other, TINY_IDS)
+
+
+def test_index_whose_documents_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    d = fake_index(tmp_path / "broken", ["001_x.txt"], documents_jsonl=False)
+    (d / "manifest.json").write_text("{damaged", encoding="utf-8")
+    with pytest.raises(CorpusError) as err:
+        check_squad_index_dir(d, TINY_IDS)
+    assert str(err.value) == f"{d} already holds an index whose documents cannot be read; {FIX}"
+
+
+@pytest.mark.slow
+def test_real_seeds_index_is_refused_and_real_squad_index_reused(
+    seed_index_dir: Path, settings_factory: Any, embedder: Any, tmp_path: Path
+) -> None:
+    from rag.store import build_index
+
+    docs, _ = squad_to_corpus_and_gold(tiny())
+    ids = [d for d, _ in docs]
+    with pytest.raises(CorpusError, match=r"already holds an index of other documents \(e\.g\. '000_0ad6adc2"):
+        check_squad_index_dir(seed_index_dir, ids)
+    corpus = write_corpus(docs, tmp_path / "corpus")
+    index_dir = tmp_path / "index"
+    build_index([corpus], settings_factory(corpus_dir=corpus, index_dir=index_dir), index_dir, embedder)
+    check_squad_index_dir(index_dir, ids)  # a second run on the same SQuAD file may re-index in place
+    with pytest.raises(CorpusError, match=r"\(e\.g\. 'Normans/1\.txt' and 1 more\)"):
+        check_squad_index_dir(index_dir, ids[:1])
