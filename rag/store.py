@@ -17,10 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shlex
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +31,8 @@ from rag import __version__
 from rag.chunking import chunk_text
 from rag.config import Settings
 from rag.corpus import load_corpus
-from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexWriteError, RagError
+from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
+from rag.index_dir import check_replaceable, replace_dir
 from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.types import Chunk, Document, Span
 
@@ -212,7 +210,7 @@ def build_index(
     previous index intact. ``embedder`` may be a factory, called only when something must be embedded.
     """
     t0 = time.perf_counter()
-    _check_index_dir_is_ours(index_dir)
+    check_replaceable(index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS))
     docs = load_corpus(paths)
     prev = None if rebuild else _previous(index_dir, settings)
     prev_docs = prev.manifest.documents if prev else {}
@@ -323,52 +321,6 @@ def _fill_from_previous(
             sent_vecs[i] = prev.sentence_vectors[row]
 
 
-def _is_non_folder(path: Path) -> bool:
-    """True if something other than a folder exists at ``path`` (so nothing can be created under it)."""
-    try:
-        return path.exists() and not path.is_dir()
-    except OSError:
-        return False  # cannot tell; creating the folder will report the real problem
-
-
-_WRITE_FIX = "Choose another --index-dir or RAG_INDEX_DIR, check permissions and free space."
-
-
-def _check_no_file_in_the_way(index_dir: Path) -> None:
-    """Raise :class:`IndexWriteError` if ``index_dir`` or one of its parents is a file, not a folder."""
-    for path in (index_dir, *index_dir.absolute().parents):
-        if _is_non_folder(path):
-            where = "Index path" if path == index_dir else f"Cannot create the index folder {index_dir}:"
-            raise IndexWriteError(
-                f"{where} {path} is a file, not a folder. Choose another --index-dir or RAG_INDEX_DIR."
-            )
-
-
-def _check_index_dir_is_ours(index_dir: Path) -> None:
-    """Before any work: the index can be created at ``index_dir`` and would replace nothing but an index."""
-    _check_no_file_in_the_way(index_dir)
-    try:
-        index_dir.exists()
-    except OSError as exc:  # e.g. a parent folder that may not be searched (Python < 3.12 raises here)
-        raise IndexWriteError(
-            f"Cannot reach the index folder {index_dir} ({exc.strerror or exc}). {_WRITE_FIX}"
-        ) from exc
-    if not index_dir.is_dir() or (index_dir / MANIFEST).exists():
-        return
-    try:
-        names = [p.name for p in index_dir.iterdir()]
-    except OSError as exc:
-        raise IndexWriteError(
-            f"Cannot list the index folder {index_dir} ({exc.strerror or exc}). {_WRITE_FIX}"
-        ) from exc
-    foreign = [name for name in names if name not in KEEP_FILES and name not in ARTEFACTS]
-    if foreign:
-        raise RagError(
-            f"{index_dir} holds files that are not part of an index ({', '.join(sorted(foreign)[:3])}); "
-            "refusing to replace it. Choose an empty or new folder with --index-dir."
-        )
-
-
 def _write_atomically(
     index_dir: Path,
     manifest: Manifest,
@@ -379,27 +331,10 @@ def _write_atomically(
     sentence_vectors: np.ndarray,
     faiss_index: Any,
 ) -> None:
-    """Write the index into a temporary folder beside ``index_dir``, then swap it in by renames.
-
-    Any filesystem failure becomes an :class:`IndexWriteError` naming the path; the previous index (if
-    any) is left in place, or moved back if the failure came between the two renames.
-    """
+    """Write every index file into a fresh folder and swap it in whole (see :func:`rag.index_dir.replace_dir`)."""
     import faiss
 
-    shown = index_dir
-    index_dir = index_dir.absolute()
-    parent = index_dir.parent
-    _check_no_file_in_the_way(shown)
-    step = f"creating the folder {parent}"
-    tmp: Path | None = None
-    old_home: Path | None = None  # a temporary folder holding the previous index during the swap
-    old_moved = False
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        step = f"creating a temporary folder in {parent}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.tmp-", dir=parent))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the index becomes an ordinary folder
-        step = f"writing the new index files in {tmp}"
+    def fill(tmp: Path) -> None:
         faiss.serialize_index(faiss_index).tofile(str(tmp / "vectors.faiss"))  # OSError, not RuntimeError
         _write_jsonl(
             tmp / "chunks.jsonl",
@@ -421,41 +356,8 @@ def _write_atomically(
         _write_jsonl(tmp / "documents.jsonl", [{"doc_id": d.doc_id, "sha256": d.sha256, "text": d.text} for d in docs])
         manifest.files = {name: _sha256_file(tmp / name) for name in ARTEFACTS}
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-        if index_dir.is_dir():
-            for name in KEEP_FILES:
-                if (index_dir / name).is_file():
-                    shutil.copy2(index_dir / name, tmp / name)
-            step = f"creating a temporary folder in {parent}"
-            old_home = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.old-", dir=parent))
-            step = f"moving the previous index {index_dir} aside"
-            os.replace(index_dir, old_home / "index")
-            old_moved = True
-        step = f"renaming {tmp} to {index_dir}"
-        os.replace(tmp, index_dir)
-        tmp = None
-        old_moved = False
-    except BaseException as exc:
-        state = "The previous index, if any, is unchanged."
-        if old_moved and old_home is not None:
-            try:
-                os.replace(old_home / "index", index_dir)
-                old_moved = False
-            except OSError:
-                state = f"The previous index is in {old_home / 'index'}: move it back to {index_dir}."
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old_home is not None and not old_moved:
-            shutil.rmtree(old_home, ignore_errors=True)
-        if isinstance(exc, OSError):
-            why = exc.strerror or str(exc) or exc.__class__.__name__
-            if exc.filename:
-                why += f": {exc.filename}"
-            raise IndexWriteError(
-                f"Cannot write the index {shown}: {step} failed ({why}). {state} {_WRITE_FIX}"
-            ) from exc
-        raise
-    if old_home is not None:
-        shutil.rmtree(old_home, ignore_errors=True)
+
+    replace_dir(index_dir, fill, keep=KEEP_FILES)
 
 
 # --------------------------------------------------------------------------------------------- load

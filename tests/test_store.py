@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import rag.index_dir
 import rag.store
 from rag.errors import CorpusError, IndexCorrupt, IndexMismatch, IndexMissing, IndexWriteError, RagError
 from rag.store import build_index, load_index
@@ -240,7 +241,7 @@ def test_failed_rename_restores_the_previous_index(corpus, tmp_path, settings_fa
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(rag.store.os, "replace", replace)
+    monkeypatch.setattr(rag.index_dir.os, "replace", replace)
     with pytest.raises(IndexWriteError) as exc:
         build_index([corpus], s, idx, embedder)
     assert calls == [("idx", "index"), (".idx.tmp", "idx"), ("index", "idx")]  # aside, in (fails), back
@@ -265,7 +266,7 @@ def test_failed_restore_says_where_the_previous_index_is(corpus, tmp_path, setti
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         real_replace(src, dst)
 
-    monkeypatch.setattr(rag.store.os, "replace", replace)
+    monkeypatch.setattr(rag.index_dir.os, "replace", replace)
     with pytest.raises(IndexWriteError) as exc:
         build_index([corpus], s, idx, _never_embed)
     (old_home,) = [p for p in tmp_path.iterdir() if p.name.startswith(".idx.old-")]
