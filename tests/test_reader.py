@@ -6,7 +6,15 @@ import pytest
 
 from rag.reader.answers import SpanPrediction, drop_enclosing, merge_predictions, support_score
 from rag.reader.heuristic import in_enumeration, trim_question_words
-from rag.reader.spans import Candidate, date_spans, number_spans, question_type
+from rag.reader.spans import (
+    Candidate,
+    date_fits_unit,
+    date_spans,
+    is_adjective_use,
+    name_spans,
+    number_spans,
+    question_type,
+)
 from rag.retrieval import near_duplicates
 from rag.types import Answer, Citation
 
@@ -21,6 +29,7 @@ from rag.types import Answer, Citation
         ("How much money is Australia putting in?", ("number", None)),
         ("Which country produces the most?", ("name", "country")),
         ("In which year did it start?", ("date", "year")),
+        ("On which weekday did the paper report it?", ("date", "weekday")),
         # the head noun comes after modifiers
         ("Which US official is hosting the gathering?", ("name", "official")),
         ("Which Center for China and Globalization expert did they interview?", ("name", "expert")),
@@ -118,3 +127,35 @@ def test_in_enumeration_tells_lists_from_appositions() -> None:
     assert [item(s, n) for n in ("US", "EU", "UK", "Japan", "Australia", "New Zealand")] == [True] * 6
     assert not item("The US Secretary of State, Marco Rubio, is convening this meeting", "Marco Rubio")
     assert not item("However, Washington has recently stepped back", "Washington")
+
+
+def _names(sentence: str) -> list[str]:
+    return [sentence[a:b] for a, b in name_spans(sentence)]
+
+
+def test_name_spans_skip_calendar_words_and_nationality_adjectives() -> None:
+    s = "On December 18, the Ministry of Commerce said Chinese exporters met on Sunday."
+    assert _names(s) == ["Ministry of Commerce"]
+    # a nationality word that is the subject (no noun after it) or part of a longer name stays
+    assert _names("Most buyers were Chinese, said the European Union.") == ["Chinese", "European Union"]
+
+
+def test_is_adjective_use() -> None:
+    assert is_adjective_use("Australian", "mining")
+    assert is_adjective_use("Western", "economies")
+    assert not is_adjective_use("Australian", "said")  # a verb or stopword follows: no noun described
+    assert not is_adjective_use("Australian", None)
+    assert not is_adjective_use("Japan", "imports")  # a country, not an adjective
+
+
+def test_name_spans_keep_the_last_point_of_initials() -> None:
+    assert _names("The U.S. recently headed a meeting with the U.K.") == ["U.S.", "U.K."]
+    assert _names("It met the US. Then it left.") == ["US"]  # a full stop after a plain name is not kept
+
+
+def test_date_fits_unit() -> None:
+    assert date_fits_unit("on Sunday", "weekday")
+    assert not date_fits_unit("this week", "weekday")
+    assert date_fits_unit("April last year", "month") and date_fits_unit("in 2025", "year")
+    assert not date_fits_unit("last October", "year")
+    assert date_fits_unit("this week", None)  # the question names no unit: anything fits

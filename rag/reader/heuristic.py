@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
-from rag.reader.spans import AnswerType, Candidate, Lexicon, candidates, question_type
+from rag.reader.spans import AnswerType, Candidate, Lexicon, candidates, date_fits_unit, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, word_terms, words
@@ -33,7 +33,7 @@ _SOURCE_AFTER = re.compile(
 )
 _SOURCE_BEFORE = re.compile(r"(?:\bvia|\baccording\s+to|\btold)\s+(?:the\s+)?$", re.IGNORECASE)
 _ASKS_SOURCE = re.compile(
-    r"\b(?:say|says|said|report\w*|told|tell|according|source|claim\w*|warn\w*|argu\w*|note\w*)\b", re.I
+    r"\b(?:say|says|said|report\w*|told|tell|according|source|quot\w*|claim\w*|warn\w*|argu\w*|note\w*)\b", re.I
 )
 
 
@@ -111,6 +111,7 @@ class ReaderWeights:
     sentence_fallback: float = 0.75  # span confidence when the whole sentence is the answer
     untyped_fallback: float = 0.6  # ... further scaled when it holds no name/date/number the question asks for
     attribution: float = 0.6  # "Reuters reported": a source, not an actor, unless the question asks who said
+    source_asked: float = 1.15  # ... and the likelier answer when it does ("Which outlet reported ...?")
     heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
     enumeration: float = 0.6  # one item of a list of names is rarely the single answer
     sentences_read: int = 8
@@ -280,14 +281,17 @@ class HeuristicReader:
             factor = (0.8 + 0.2 * prox) * (0.6 + 0.4 * novelty) * (0.7 + 0.3 * rarity)
             if kind in ("name", "place"):
                 factor *= 1.0 - 0.3 * cand.start / max(1, len(text))  # subjects come first
-                if not asks_source and is_attribution(text, cand.start, cand.end):
-                    factor *= self.w.attribution
+                if is_attribution(text, cand.start, cand.end):
+                    # "Reuters reported": a source, not an actor; the answer when the question asks who said
+                    factor *= self.w.source_asked if asks_source else self.w.attribution
                 if not asks_plural and in_enumeration(text, cand.start, cand.end):
                     factor *= self.w.enumeration
                 if asks_person:
                     factor *= 1.15 if len(ctext.split()) >= 2 else 0.85
             if kind == "phrase":
                 factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
+            if kind == "date" and not date_fits_unit(ctext, unit):
+                factor *= 0.8  # "On which weekday ...": 'this week' fits less than 'Sunday'
             if kind == "place":
                 factor *= 1.0 if _LOCATIVE.search(text, 0, cand.start) else 0.8
             if heading:

@@ -40,7 +40,7 @@ _PLACE_HEADS = frozenset("city cities capital place location region continent te
 _AUXILIARIES = frozenset(
     "is are was were be been do does did has have had will would can could may might should said says".split()
 )
-_DATE_HEADS = frozenset("year month day date week time period decade".split())
+_DATE_HEADS = frozenset("year month day weekday date week time period decade century season hour".split())
 _NUMBER_HEADS = frozenset("amount number percentage percent share figure quantity size price value total".split())
 
 
@@ -92,6 +92,28 @@ def question_type(question: str) -> tuple[AnswerType, str | None]:
 # ---------------------------------------------------------------------------------------- names
 _CONNECTORS = frozenset({"of", "for", "de", "&", "the", "on"})
 _CAP_WORD = re.compile(r"[A-Z][\w’'.\-&]*|[A-Z]{2,}\d*|G\d+")
+
+
+# single capitalised words that are never a name on their own
+_CALENDAR = frozenset(
+    """january february march april may june july august september october november december jan feb mar apr
+    jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday""".split()
+)
+_DEMONYM_ENDINGS = ("ese", "ian", "ean", "ern", "ish")
+
+
+_INITIALS_END = re.compile(r"(?<![\w.])[A-Z](?:\.[A-Z])+$")  # 'U.S', 'U.K' (the last point is left out by words())
+
+
+def is_adjective_use(word: str, following: str | None) -> bool:
+    """A nationality or regional adjective before a noun ('Chinese exporters', 'Western economies',
+    'Australian mining'): it describes the noun and is no name by itself."""
+    return (
+        word.lower().endswith(_DEMONYM_ENDINGS)
+        and following is not None
+        and following[:1].islower()
+        and following not in STOPWORDS
+    )
 
 
 def _is_cap(word: str) -> bool:
@@ -156,12 +178,19 @@ def name_spans(sentence: str, lexicon: Lexicon = Lexicon()) -> list[tuple[int, i
                     j, end = j + 2, toks[j + 2][2]
                     continue
             break
+        single, start_tok = j == i, i
+        i = j + 1
+        if single:
+            following = toks[start_tok + 1][0] if start_tok + 1 < len(toks) else None
+            if lw in _CALENDAR or is_adjective_use(w, following):
+                continue  # 'December', 'Sunday', 'Chinese exporters': no name
         text = sentence[s:end]
         for suffix in ("’s", "'s"):
             if text.endswith(suffix):
                 end -= len(suffix)
+        if _INITIALS_END.search(sentence, s, end) and sentence[end : end + 1] == ".":
+            end += 1  # an abbreviation keeps its last point: 'U.S.', not 'U.S'
         spans.append((s, end))
-        i = j + 1
     return spans
 
 
@@ -184,6 +213,24 @@ _DATE_RE = re.compile(
     | (?:within|over|in|for)\s+(?:the\s+)?(?:next|past|coming|last)\s+(?:\w+\s+)?(?:days|weeks|months|years|decades)
     """
 )
+
+
+_DATE_UNIT_FITS = {
+    "year": re.compile(r"\b(?:1[5-9]|20)\d{2}\b|\byear\b", re.I),
+    "decade": re.compile(r"\b(?:1[5-9]|20)\d0s\b|\bdecade\b", re.I),
+    "month": re.compile(rf"\b{_MONTH}|\bmonth\b", re.I),
+    "weekday": re.compile(rf"\b{_DAY}\b", re.I),
+    "day": re.compile(rf"\b{_DAY}\b|\b{_MONTH}\s+\d|\d\s+{_MONTH}|\b(?:today|yesterday|tomorrow)\b", re.I),
+    "hour": re.compile(r"\d:\d\d|\b[ap]\.?m\b", re.I),
+    "time": re.compile(r"\d:\d\d|\b[ap]\.?m\b", re.I),
+}
+
+
+def date_fits_unit(span: str, unit: str | None) -> bool:
+    """Whether a date span is of the granularity the question names ('which year' → a year, 'on which
+    weekday' → a day name); True when the question names none."""
+    pattern = _DATE_UNIT_FITS.get(unit or "")
+    return pattern is None or pattern.search(span) is not None
 
 
 def date_spans(sentence: str) -> list[tuple[int, int]]:
