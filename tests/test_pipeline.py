@@ -57,6 +57,15 @@ def test_keyword_only_case_is_retrieved_by_hybrid(pipeline):
     assert any(c.doc_id.startswith("001") for h in hits for c in h.chunks if "Rubio" in c.text)
 
 
+def test_keyword_only_case_is_answered_with_the_doer(pipeline):
+    """The passage found by BM25 also gives the answer: the name that is 'convening' the meeting."""
+    r = pipeline.ask("Who convened the Washington meeting?")
+    assert r.answers and r.answers[0].text == "Marco Rubio"
+    assert {c.doc_id[:3] for c in r.answers[0].citations} == {"001"}
+    assert len(r.answers[0].citations) == 2  # 001 holds its article twice
+    assert_valid_citations(r)
+
+
 def test_dense_alone_ranks_the_rubio_passage_lower(pipeline):
     from rag.retrieval import DenseRetriever
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.reader.answers import SpanPrediction, drop_enclosing, merge_predictions, support_score
-from rag.reader.heuristic import in_enumeration, trim_question_words
+from rag.reader.heuristic import _ASKS_OBJECT, acts_on_question, in_enumeration, trim_question_words
 from rag.reader.spans import (
     Candidate,
     date_fits_unit,
@@ -159,3 +159,32 @@ def test_date_fits_unit() -> None:
     assert date_fits_unit("April last year", "month") and date_fits_unit("in 2025", "year")
     assert not date_fits_unit("last October", "year")
     assert date_fits_unit("this week", None)  # the question names no unit: anything fits
+
+
+def _acts(sentence: str, name: str, *question_words: str) -> bool:
+    i = sentence.index(name)
+    positions = [(sentence.index(w), sentence.index(w) + len(w)) for w in question_words]
+    return acts_on_question(sentence, i, i + len(name), positions)
+
+
+def test_acts_on_question_finds_the_doer_of_a_question_word() -> None:
+    s = "The US Secretary of State, Marco Rubio, is convening this meeting."
+    assert _acts(s, "Marco Rubio", "convening")
+    assert not _acts(s, "US Secretary of State", "convening")  # another clause stands between
+    assert _acts("The talks were convened by Marco Rubio.", "Marco Rubio", "convened")
+    assert _acts("Washington opposed the floor.", "Washington", "opposed")
+    assert not _acts("Washington opposed the floor.", "Washington", "floor")
+
+
+@pytest.mark.parametrize(
+    ("question", "asks_object"),
+    [
+        ("Who convened the Washington meeting?", False),
+        ("Which US official is hosting the gathering?", False),
+        ("Whom did the minister meet?", True),
+        ("Which territory has the US administration signalled it wants to buy?", True),
+        ("Who is the spokesman of the ministry?", True),
+    ],
+)
+def test_questions_asking_for_a_doer(question: str, asks_object: bool) -> None:
+    assert bool(_ASKS_OBJECT.search(question)) is asks_object

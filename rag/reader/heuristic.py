@@ -37,6 +37,32 @@ _ASKS_SOURCE = re.compile(
 )
 
 
+# "Whom did X meet?", "Which territory has the US signalled it wants?", "Who is the spokesman?": the answer is
+# not the doer of the question's verb
+_ASKS_OBJECT = re.compile(
+    r"\b(?:did|does|do|whom)\b|\b(?:is|are|was|were|has|have|had|will|would|can|could)\s+"
+    r"(?:the|a|an|its|their|his|her|this|that|these|those|[A-Z])"
+)
+_SUBJECT_GAP = re.compile(
+    r"\s*,?\s*(?:(?:is|are|was|were|has|have|had|will|would|also|then|who|which|first|jointly)\s+)*$", re.I
+)
+_BY_GAP = re.compile(r"\s+by\s+(?:the\s+)?$", re.I)
+
+
+def acts_on_question(sentence: str, start: int, end: int, positions: Sequence[tuple[int, int]]) -> bool:
+    """True when the span is the doer of one of the question's words in the sentence: right before it
+    ('Marco Rubio, is convening', 'Washington opposed') or after it with 'by' ('convened by Marco Rubio').
+
+    ``positions`` are the (start, end) offsets of the question's words in the sentence.
+    """
+    for s, e in positions:
+        if s >= end and _SUBJECT_GAP.fullmatch(sentence, end, s):
+            return True
+        if e <= start and _BY_GAP.fullmatch(sentence, e, start):
+            return True
+    return False
+
+
 _LOCATIVE = re.compile(r"\b(?:in|at|near|into|inside|outside|across|throughout)\s+(?:the\s+)?$", re.IGNORECASE)
 
 
@@ -114,6 +140,7 @@ class ReaderWeights:
     source_asked: float = 1.15  # ... and the likelier answer when it does ("Which outlet reported ...?")
     heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
     enumeration: float = 0.6  # one item of a list of names is rarely the single answer
+    doer: float = 1.25  # the name that does what the question asks about ("Who convened ...?")
     sentences_read: int = 8
     support: tuple[float, ...] = SUPPORT_WEIGHTS  # weights of the 1st, 2nd, 3rd supporting sentence
 
@@ -138,6 +165,7 @@ class _Asked:
     source: bool  # asks who said or reported something
     plural: bool  # asks for several things ("Which countries ...")
     person: bool  # asks for a person ("Who is the spokesperson ...")
+    subject: bool  # asks who or what did something ("Who convened ...?"), not whom it was done to
 
     @classmethod
     def of(cls, query: Query) -> _Asked:
@@ -149,6 +177,7 @@ class _Asked:
             bool(_ASKS_SOURCE.search(query.text)),
             bool(unit and unit.endswith("s")) or bool(_ASKS_PLURAL.search(query.text)),
             bool(_ASKS_PERSON.search(query.text)),
+            not _ASKS_OBJECT.search(query.text),
         )
 
 
@@ -254,14 +283,15 @@ class HeuristicReader:
         asks_source, asks_plural, asks_person = q.source, q.plural, q.person
         spans: list[tuple[int, int, float]] = []
         # positions of the question's words in the sentence, weighted by how rare (telling) each word is
-        match_pos = []
+        match_pos, match_spans = [], []
         for t, s, e in word_terms(text):
             if t in qterms:
                 match_pos.append(((s + e) / 2, self.idf.get(t, self.default_idf)))
+                match_spans.append((s, e))
         match_total = sum(weight for _, weight in match_pos)
         heading = is_heading(text)
-        for cand in candidates(text, kind, unit, self.lexicon):
-            cand = trim_question_words(text, cand, qterms)
+        for whole in candidates(text, kind, unit, self.lexicon):
+            cand = trim_question_words(text, whole, qterms)
             if cand is None:
                 continue  # the span only repeats the question
             ctext = text[cand.start : cand.end]
@@ -284,8 +314,12 @@ class HeuristicReader:
                 if is_attribution(text, cand.start, cand.end):
                     # "Reuters reported": a source, not an actor; the answer when the question asks who said
                     factor *= self.w.source_asked if asks_source else self.w.attribution
-                if not asks_plural and in_enumeration(text, cand.start, cand.end):
+                listed = in_enumeration(text, cand.start, cand.end)
+                if listed and not asks_plural:
                     factor *= self.w.enumeration
+                # the whole name, before trimming: 'Chinese' of 'Chinese Foreign Ministry' does not act on 'Foreign'
+                if q.subject and not listed and acts_on_question(text, whole.start, whole.end, match_spans):
+                    factor *= self.w.doer
                 if asks_person:
                     factor *= 1.15 if len(ctext.split()) >= 2 else 0.85
             if kind == "phrase":
