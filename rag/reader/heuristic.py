@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
+from rag.reader.entities import AskedEntity, asked_entity, entity_fit
 from rag.reader.spans import AnswerType, Candidate, Lexicon, candidates, date_fits_unit, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
@@ -96,11 +97,6 @@ def trim_question_words(sentence: str, cand: Candidate, qterms: set[str] | froze
 
 
 _ASKS_PLURAL = re.compile(r"\b(?:countries|nations|members|companies|allies|economies|which\s+\w+s)\b", re.I)
-_ASKS_PERSON = re.compile(
-    r"\b(?:spokes\w*|secretary|expert|researcher|fellow|official|minister|leader|president|director|analyst|"
-    r"author|chief|head|executive|person|man|woman|whose\s+name)\b",
-    re.I,
-)
 
 
 def in_enumeration(sentence: str, start: int, end: int) -> bool:
@@ -164,7 +160,7 @@ class _Asked:
     terms: frozenset[str]
     source: bool  # asks who said or reported something
     plural: bool  # asks for several things ("Which countries ...")
-    person: bool  # asks for a person ("Who is the spokesperson ...")
+    entity: AskedEntity | None  # the kind of name asked for ("Which US official" → person), if it says
     subject: bool  # asks who or what did something ("Who convened ...?"), not whom it was done to
 
     @classmethod
@@ -176,7 +172,7 @@ class _Asked:
             frozenset(query.terms),
             bool(_ASKS_SOURCE.search(query.text)),
             bool(unit and unit.endswith("s")) or bool(_ASKS_PLURAL.search(query.text)),
-            bool(_ASKS_PERSON.search(query.text)),
+            asked_entity(query.text, unit),
             not _ASKS_OBJECT.search(query.text),
         )
 
@@ -280,7 +276,7 @@ class HeuristicReader:
         itself as the answer. Depends on the text and the question only, not on where the sentence stands,
         so a sentence repeated in several places is worked out once per question."""
         kind, unit, qterms = q.kind, q.unit, q.terms
-        asks_source, asks_plural, asks_person = q.source, q.plural, q.person
+        asks_source, asks_plural = q.source, q.plural
         spans: list[tuple[int, int, float]] = []
         # positions of the question's words in the sentence, weighted by how rare (telling) each word is
         match_pos, match_spans = [], []
@@ -320,8 +316,7 @@ class HeuristicReader:
                 # the whole name, before trimming: 'Chinese' of 'Chinese Foreign Ministry' does not act on 'Foreign'
                 if q.subject and not listed and acts_on_question(text, whole.start, whole.end, match_spans):
                     factor *= self.w.doer
-                if asks_person:
-                    factor *= 1.15 if len(ctext.split()) >= 2 else 0.85
+                factor *= entity_fit(q.entity, text[whole.start : whole.end])  # "Which official": a person
             if kind == "phrase":
                 factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
             if kind == "date" and not date_fits_unit(ctext, unit):
