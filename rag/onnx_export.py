@@ -475,6 +475,7 @@ def _export_to_dir(spec: ModelSpec, onnx_path: Path) -> dict[str, Any]:
             "RAG_EMBEDDING_BACKEND=torch."
         ) from exc
 
+    transformers.logging.disable_progress_bar()  # the "Loading weights" bar says nothing useful here
     try:
         try:
             model = AutoModel.from_pretrained(spec.transformer_dir, attn_implementation="eager")
