@@ -82,11 +82,25 @@ def _errors_for_json(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _not_json_content_type(request: Request, errors: Sequence[dict[str, Any]]) -> str | None:
+    """The body was not read as JSON because of its Content-Type (``curl -d`` sends a form type): say so."""
+    ctype = request.headers.get("content-type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return None
+    if not any(e.get("type") in ("model_attributes_type", "dict_type", "model_type") for e in errors):
+        return None
+    got = f"it was {ctype!r}" if ctype else "none was sent"
+    return (
+        f"Invalid request: the body must be sent as JSON with the header Content-Type: application/json "
+        f"({got}), e.g. curl -H 'content-type: application/json' -d '{_EXAMPLE}'."
+    )
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
-    return JSONResponse(
-        status_code=422, content={"detail": describe_validation_errors(errors), "errors": _errors_for_json(errors)}
-    )
+    detail = _not_json_content_type(request, errors) or describe_validation_errors(errors)
+    return JSONResponse(status_code=422, content={"detail": detail, "errors": _errors_for_json(errors)})
 
 
 # FastAPI answers 400 "There was an error parsing the body" when decoding the body raises anything but a

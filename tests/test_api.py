@@ -195,10 +195,12 @@ def test_invalid_bodies_are_422_naming_the_field(client: TestClient, body: objec
         (b'{"question": ', {"content-type": "application/json"}, "not valid JSON"),
         (b"\xff\xfe{}", {"content-type": "application/json"}, "JSON"),
         (b'{"question": "\\ud800"}', {"content-type": "application/json"}, "question"),
-        (b"question=hi", {"content-type": "application/x-www-form-urlencoded"}, "JSON object"),
+        (b"question=hi", {"content-type": "application/x-www-form-urlencoded"}, "Content-Type: application/json"),
+        # what `curl -d '{...}'` sends without -H: a JSON object, declared as a form
+        (b'{"question": "hi"}', {"content-type": "application/x-www-form-urlencoded"}, "it was 'application/x-www"),
         (b"", {}, "JSON object"),
         (b"null", {"content-type": "application/json"}, "JSON object"),
-        (b"hello", {"content-type": "text/plain"}, "JSON object"),
+        (b"hello", {"content-type": "text/plain"}, "Content-Type: application/json"),
     ],
 )
 def test_malformed_bodies_are_422(client: TestClient, content: bytes, headers: dict, expected: str) -> None:
