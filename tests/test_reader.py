@@ -8,6 +8,7 @@ from rag.reader.answers import SpanPrediction, drop_enclosing, merge_predictions
 from rag.reader.heuristic import _ASKS_OBJECT, acts_on_question, in_enumeration, trim_question_words
 from rag.reader.spans import (
     Candidate,
+    Lexicon,
     date_fits_unit,
     date_spans,
     is_adjective_use,
@@ -188,3 +189,18 @@ def test_acts_on_question_finds_the_doer_of_a_question_word() -> None:
 )
 def test_questions_asking_for_a_doer(question: str, asks_object: bool) -> None:
     assert bool(_ASKS_OBJECT.search(question)) is asks_object
+
+
+def test_sentence_initial_names_the_corpus_says_nothing_about() -> None:
+    # a corpus that writes 'critical' in lower case and capitalises only 'Washington' mid-sentence
+    lex = Lexicon(frozenset({"critical"}), frozenset({"Washington"}))
+
+    def names(s: str) -> list[str]:
+        return [s[a:b] for a, b in name_spans(s, lex)]
+
+    assert names("Paris is the capital of France.") == ["Paris", "France"]  # a verb follows: a subject
+    assert names("Marco Rubio said so.") == ["Marco Rubio"]  # two capitalised words
+    assert names("Critical minerals matter.") == []  # written in lower case elsewhere
+    assert names("Analysts warned of risks.") == []  # a plural before a plural verb
+    assert names("Internal debates emerged.") == []  # an adjective before its noun
+    assert names("Importantly, Canberra is acting.") == ["Canberra"]  # an adverb; the name after it counts

@@ -128,6 +128,27 @@ class Lexicon:
     proper: frozenset[str] | None = None  # None: no evidence, accept any capitalised word
 
 
+_SINGULAR_VERBS = frozenset({"is", "was", "has", "does"})
+_AFTER_SUBJECT = _SINGULAR_VERBS | frozenset(
+    """had have did will would can could may might should said says told announced added reported warned
+    noted stated argued also""".split()
+)
+
+
+def _opens_name(sentence: str, toks: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether a capitalised word at the start of a sentence, which the corpus never writes in lower case
+    nor capitalises elsewhere, still opens a name: another capitalised word follows ('Marco Rubio said'),
+    or a verb does, as after a subject ('Paris is', 'Lynas announced'; for a word ending in s only a
+    singular one: 'Analysts warned' is no name). 'Internal debates', 'Using the example' are none."""
+    w, _, e = toks[i]
+    if i + 1 >= len(toks) or sentence[e : toks[i + 1][1]] != " " or w.lower().endswith("ly"):
+        return False
+    nxt = toks[i + 1][0]
+    if _is_cap(nxt) and nxt.lower() not in STOPWORDS:
+        return True
+    return nxt in (_SINGULAR_VERBS if w.endswith("s") else _AFTER_SUBJECT)
+
+
 def name_spans(sentence: str, lexicon: Lexicon = Lexicon()) -> list[tuple[int, int]]:
     """Runs of capitalised words (with inner 'of', 'for', '&'), as (start, end) offsets.
 
@@ -148,7 +169,10 @@ def name_spans(sentence: str, lexicon: Lexicon = Lexicon()) -> list[tuple[int, i
         weak = (
             initial
             and not w.isupper()
-            and (lw in lexicon.common or (lexicon.proper is not None and w not in lexicon.proper))
+            and (
+                lw in lexicon.common
+                or (lexicon.proper is not None and w not in lexicon.proper and not _opens_name(sentence, toks, i))
+            )
         )
         # a capitalised stopword mid-sentence can open a name when a capitalised word follows ("He Weiwen")
         name_stop = (
