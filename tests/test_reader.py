@@ -13,6 +13,7 @@ from rag.reader.spans import (
     date_spans,
     is_adjective_use,
     name_spans,
+    noun_phrase_spans,
     number_spans,
     question_type,
 )
@@ -204,3 +205,23 @@ def test_sentence_initial_names_the_corpus_says_nothing_about() -> None:
     assert names("Analysts warned of risks.") == []  # a plural before a plural verb
     assert names("Internal debates emerged.") == []  # an adjective before its noun
     assert names("Importantly, Canberra is acting.") == ["Canberra"]  # an adverb; the name after it counts
+
+
+def test_noun_phrase_spans() -> None:
+    def nps(s: str) -> list[str]:
+        return [s[a:b] for a, b in noun_phrase_spans(s)]
+
+    assert nps("The EU is ready to sign a memorandum of understanding with the US.") == [
+        "EU",
+        "ready",
+        "sign",
+        "memorandum of understanding",
+        "US",
+    ]
+    # adverbs split, a leading past participle is dropped, the comma of a number is kept
+    assert nps("Europe consumes roughly 20,000 tonnes of magnets.") == ["Europe consumes", "20,000 tonnes of magnets"]
+    assert nps("Australia has announced plans for non-China supply chains.") == [
+        "Australia",
+        "plans",
+        "non-China supply chains",
+    ]

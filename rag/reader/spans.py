@@ -343,6 +343,54 @@ def phrase_spans(sentence: str) -> list[tuple[int, int]]:
     return trimmed
 
 
+_NOT_ADVERBS = frozenset(
+    """supply family assembly monopoly anomaly rally reply apply early daily weekly monthly quarterly yearly
+    likely costly friendly only holy ally belly""".split()
+)
+
+
+def _ADVERB(word: str) -> bool:  # noqa: N802 - reads like a word class
+    return len(word) > 4 and word.islower() and word.endswith("ly") and word not in _NOT_ADVERBS
+
+
+def _PAST(word: str) -> bool:  # noqa: N802
+    return len(word) > 4 and word.islower() and word.endswith("ed")
+
+
+def noun_phrase_spans(sentence: str) -> list[tuple[int, int]]:
+    """Runs of content words, as (start, end): what is left between stopwords, auxiliaries and punctuation,
+    with an inner 'of' kept ('memorandum of understanding', 'global steel derivative tariffs',
+    'high-tech manufacturing'). A rough noun-phrase chunker with no part-of-speech tagger."""
+    toks = list(words(sentence))
+    out: list[tuple[int, int]] = []
+    run: list[tuple[str, int, int]] = []
+
+    def close() -> None:
+        # no past participle in front ('announced plans' → 'plans'), no dangling 'of'
+        while run and (_PAST(run[0][0]) or run[0][0].lower() == "of"):
+            run.pop(0)
+        while run and run[-1][0].lower() == "of":
+            run.pop()
+        if run:
+            out.append((run[0][1], run[-1][2]))
+        run.clear()
+
+    for w, s, e in toks:
+        lw = w.lower()
+        gap = sentence[run[-1][2] : s] if run else ""
+        if run and gap.strip() not in ("", "-") and not (gap == "," and run[-1][0].isdigit() and w.isdigit()):
+            close()  # punctuation between two words ends a phrase (not the comma of '20,000')
+        if lw == "of" and run and run[-1][0].lower() != "of":
+            run.append((w, s, e))
+            continue
+        if lw in STOPWORDS or lw in _AUXILIARIES or _ADVERB(w):
+            close()
+            continue
+        run.append((w, s, e))
+    close()
+    return out
+
+
 @lru_cache(maxsize=50_000)
 def candidates(
     sentence: str, kind: AnswerType, unit: str | None = None, lexicon: Lexicon = Lexicon()
@@ -359,6 +407,6 @@ def _candidates(sentence: str, kind: AnswerType, unit: str | None, lexicon: Lexi
     if kind == "number":
         return [Candidate(s, e, "number") for s, e in number_spans(sentence, unit)]
     if kind == "phrase":
-        spans = name_spans(sentence, lexicon) + phrase_spans(sentence)
+        spans = name_spans(sentence, lexicon) + phrase_spans(sentence) + noun_phrase_spans(sentence)
         return [Candidate(s, e, "phrase") for s, e in dict.fromkeys(spans)]
     return []
