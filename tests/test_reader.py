@@ -9,6 +9,7 @@ from rag.reader.heuristic import _ASKS_OBJECT, acts_on_question, in_enumeration,
 from rag.reader.spans import (
     Candidate,
     Lexicon,
+    candidates,
     date_fits_unit,
     date_spans,
     is_adjective_use,
@@ -225,3 +226,8 @@ def test_noun_phrase_spans() -> None:
         "plans",
         "non-China supply chains",
     ]
+
+
+def test_number_candidates_skip_the_day_of_a_date() -> None:
+    s = "On December 18, officials approved 12 applications."
+    assert [s[c.start : c.end] for c in candidates(s, "number")] == ["12 applications"]

@@ -404,8 +404,13 @@ def _candidates(sentence: str, kind: AnswerType, unit: str | None, lexicon: Lexi
         return [Candidate(s, e, kind) for s, e in name_spans(sentence, lexicon)]
     if kind == "date":
         return [Candidate(s, e, "date") for s, e in date_spans(sentence)]
-    if kind == "number":
-        return [Candidate(s, e, "number") for s, e in number_spans(sentence, unit)]
+    if kind == "number":  # not the day of a date ('December 18' holds no quantity)
+        dates = date_spans(sentence)
+        return [
+            Candidate(s, e, "number")
+            for s, e in number_spans(sentence, unit)
+            if not any(ds < e and s < de for ds, de in dates)
+        ]
     if kind == "phrase":
         spans = name_spans(sentence, lexicon) + phrase_spans(sentence) + noun_phrase_spans(sentence)
         return [Candidate(s, e, "phrase") for s, e in dict.fromkeys(spans)]
