@@ -231,3 +231,21 @@ def test_noun_phrase_spans() -> None:
 def test_number_candidates_skip_the_day_of_a_date() -> None:
     s = "On December 18, officials approved 12 applications."
     assert [s[c.start : c.end] for c in candidates(s, "number")] == ["12 applications"]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "dates"),
+    [
+        ("The Normans took England in 1066 and Sicily by 1091.", ["1066", "1091"]),
+        ("In 911, Rollo signed a treaty.", ["911"]),
+        (
+            "In the 10th century they settled; the nineteenth century saw more.",
+            ["the 10th century", "the nineteenth century"],
+        ),
+        ("It was built in 300 BC, not AD 45.", ["300 BC", "AD 45"]),
+        # quantities stay quantities
+        ("It went from 100 to 200 tonnes, in 300 mines, up by 250 percent.", []),
+    ],
+)
+def test_date_spans_older_years_and_centuries(sentence: str, dates: list[str]) -> None:
+    assert [sentence[a:b] for a, b in date_spans(sentence)] == dates

@@ -224,6 +224,24 @@ _MONTH = (
     r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
 )
 _DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_ORDINAL = (
+    r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
+    r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first)"
+)
+# after a year, only a function word may follow ('in 1066 and', 'by 911, the'); 'in 300 mines' is a quantity
+_FUNCTION_WORD = (
+    r"(?:and|or|but|to|when|where|while|as|the|a|an|in|on|at|by|of|for|with|after|before|until|that|which|"
+    r"he|she|it|they|we|was|were|is|had|has|during|under)"
+)
+
+
+def _after(*prepositions: str) -> str:
+    return "(?:" + "|".join(rf"(?<=\b{p}\s)" for p in prepositions) + ")"
+
+
+_AFTER_PREPOSITION = _after("in", "In", "by", "By", "since", "until", "from", "after", "before", "around", "circa")
+_AFTER_IN = _after("in", "In", "since", "until", "circa")  # 3-digit years: 'from 100 to 200' is a quantity
+_NO_QUANTITY = rf"(?!\s*(?:%|percent|per\s+cent))(?!\s+(?!{_FUNCTION_WORD}\b)[a-z])"
 _DATE_RE = re.compile(
     rf"""(?x)
     (?:(?:early|mid|late|earlier|later)[\s-]+)?(?:(?:this|last|next)\s+)?{_MONTH}(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?
@@ -234,6 +252,9 @@ _DATE_RE = re.compile(
     | (?:in\s+)?recent\s+(?:years|months|weeks|decades)
     | (?:today|yesterday|tomorrow)
     | \d{{1,2}}:\d{{2}}\s*(?:[ap]\.?m\.?)?
+    | (?:(?:early|mid|late)[\s-]+)?(?:the\s+)?(?:\d{{1,2}}(?:st|nd|rd|th)|{_ORDINAL})[\s-]+centur(?:y|ies)(?:\s+(?:BC|BCE|AD|CE)\b)?
+    | \d{{1,4}}\s*(?:BC|BCE|AD|CE)\b | \bA\.?D\.?\s*\d{{1,4}}\b
+    | (?:{_AFTER_PREPOSITION}1[0-4]\d\d|{_AFTER_IN}[1-9]\d\d)\b{_NO_QUANTITY}  # 'by 1091', 'in 911': years
     | (?:within|over|in|for)\s+(?:the\s+)?(?:next|past|coming|last)\s+(?:\w+\s+)?(?:days|weeks|months|years|decades)
     """
 )
@@ -242,6 +263,7 @@ _DATE_RE = re.compile(
 _DATE_UNIT_FITS = {
     "year": re.compile(r"\b(?:1[5-9]|20)\d{2}\b|\byear\b", re.I),
     "decade": re.compile(r"\b(?:1[5-9]|20)\d0s\b|\bdecade\b", re.I),
+    "century": re.compile(r"centur", re.I),
     "month": re.compile(rf"\b{_MONTH}|\bmonth\b", re.I),
     "weekday": re.compile(rf"\b{_DAY}\b", re.I),
     "day": re.compile(rf"\b{_DAY}\b|\b{_MONTH}\s+\d|\d\s+{_MONTH}|\b(?:today|yesterday|tomorrow)\b", re.I),
