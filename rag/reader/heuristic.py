@@ -4,7 +4,9 @@ Sentence score (0..1) mixes the dense similarity of question and sentence (sente
 the index, so nothing is embedded here), the idf-weighted share of question terms the sentence (and, less,
 its neighbours) contains, and the passage's retrieval rank. A candidate span's score scales the sentence
 score by how close the span sits to the matched question words and by how much of it is new (an answer
-rarely repeats the question). With no candidate of the right type the sentence itself is the answer, at a
+rarely repeats the question), and for names by what the name seems to be against what the question asks
+for (rag/reader/entities.py) and whether it does what the question asks about ('Who convened ...?' →
+'Marco Rubio, is convening'). With no candidate of the right type the sentence itself is the answer, at a
 discount.
 """
 
