@@ -20,6 +20,7 @@ from api.routes import router
 from rag import __version__
 from rag.config import Settings, get_settings
 from rag.errors import RagError
+from rag.freshness import staleness_warning
 from rag.pipeline import Pipeline
 
 log = logging.getLogger("rag.api")
@@ -33,6 +34,10 @@ def load_pipeline(settings: Settings, *, build_if_missing: bool = True) -> Pipel
     log.info("loading the index in %s and the embedding model ...", settings.index_dir)
     pipeline = Pipeline.from_settings(settings, build_if_missing=build_if_missing)
     log.info("loaded in %.1f s", time.perf_counter() - t0)
+    if pipeline.index is not None:
+        warning = staleness_warning(pipeline.index, settings, settings.index_dir)
+        if warning:
+            log.warning("%s", warning)
     return pipeline
 
 

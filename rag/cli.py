@@ -14,12 +14,16 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from rag import __version__
 from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+    from rag.pipeline import Pipeline
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -113,6 +117,16 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> Non
     )
 
 
+def _warn_if_stale(pipeline: Pipeline, settings: Settings) -> None:
+    """One warning line when indexed files changed on disk since the index was built."""
+    from rag.freshness import staleness_warning
+
+    if pipeline.index is not None:
+        warning = staleness_warning(pipeline.index, settings, settings.index_dir)
+        if warning:
+            click.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
 def _highlight(quote: str, start: int, end: int) -> str:
     return quote[:start] + click.style(quote[start:end], bold=True, fg="green") + quote[end:]
 
@@ -147,6 +161,7 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
         result = pipeline.ask(question, top_k=top_k)
     except RagError as exc:
         _fail(str(exc))
+    _warn_if_stale(pipeline, s)
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from rag.errors import CorpusError
-from rag.types import Document
+from rag.types import Document, SourceStamp
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,16 @@ def read_document(path: Path, doc_id: str) -> Document | None:
         return None
     # Read exactly as the citation contract specifies (universal newlines), so offsets match.
     text = path.read_text(encoding="utf-8")
-    return Document(doc_id=doc_id, text=text, sha256=sha256_text(text))
+    return Document(doc_id=doc_id, text=text, sha256=sha256_text(text), source=stamp(path))
+
+
+def stamp(path: Path) -> SourceStamp | None:
+    """The file's absolute path, size and modification time, or None if it cannot be stat'ed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return SourceStamp(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _is_other_file(path: Path) -> bool:

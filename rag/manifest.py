@@ -45,6 +45,11 @@ class DocumentInfo(BaseModel):
     sha256: str
     chars: int
     chunks: int
+    # the file it was read from, with its size and mtime then: `rag ask` warns when it has changed since
+    # (absent in indexes written before they were recorded)
+    source: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
 
 
 class Manifest(BaseModel):

@@ -125,6 +125,11 @@ def index_command(index_dir: Path, *, rebuild: bool = False, corpus: Sequence[st
     return f"`{shlex.join(words)}`"
 
 
+def update_command(manifest: Manifest, settings: Settings, index_dir: Path) -> str:
+    """The `rag index` command line that brings the index in ``index_dir`` up to date with its corpus."""
+    return index_command(index_dir, corpus=_corpus_args(manifest, settings))
+
+
 def _corpus_args(manifest: Manifest, settings: Settings) -> list[str]:
     """The corpus paths to name in a rebuild command: none when the index was built from the default corpus."""
     return [] if manifest.corpus == [str(settings.corpus_dir)] else list(manifest.corpus)
@@ -274,10 +279,7 @@ def build_index(
         embedding=emb_info,
         chunking=ChunkingInfo(max_chars=settings.chunk_max_chars, overlap_sentences=settings.chunk_overlap_sentences),
         faiss=faiss_info,
-        documents={
-            d.doc_id: DocumentInfo(sha256=d.sha256, chars=len(d.text), chunks=sum(c.doc_id == d.doc_id for c in chunks))
-            for d in docs
-        },
+        documents={d.doc_id: _document_info(d, chunks) for d in docs},
         counts={"documents": len(docs), "chunks": len(chunks), "sentences": len(sentences)},
         files={},
     )
@@ -292,6 +294,18 @@ def build_index(
         unchanged=tuple(unchanged),
         embedded=len(todo_c) + len(todo_s),
         seconds=time.perf_counter() - t0,
+    )
+
+
+def _document_info(doc: Document, chunks: Sequence[Chunk]) -> DocumentInfo:
+    src = doc.source
+    return DocumentInfo(
+        sha256=doc.sha256,
+        chars=len(doc.text),
+        chunks=sum(c.doc_id == doc.doc_id for c in chunks),
+        source=src.path if src else None,
+        size=src.size if src else None,
+        mtime_ns=src.mtime_ns if src else None,
     )
 
 

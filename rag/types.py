@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class SourceStamp(NamedTuple):
+    """Where a document was read from and what the file looked like then (to notice later edits cheaply)."""
+
+    path: str  # absolute
+    size: int  # bytes
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -11,6 +19,7 @@ class Document:
     doc_id: str  # path relative to the corpus root, with "/"
     text: str  # exactly as Path.read_text(encoding="utf-8") returns it
     sha256: str  # of the UTF-8 bytes
+    source: SourceStamp | None = None  # the file it was read from, when read from one
 
 
 @dataclass(frozen=True)

@@ -323,7 +323,7 @@ class HeuristicReader:
                 factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
             if kind == "date" and not date_fits_unit(ctext, unit):
                 factor *= 0.8  # "On which weekday ...": 'this week' fits less than 'Sunday'
-            if kind == "place":
+            if kind == "place" and unit is None:  # "Where ...?": 'in Baotou'; "Which city ...?" asks no preposition
                 factor *= 1.0 if _LOCATIVE.search(text, 0, cand.start) else 0.8
             if heading:
                 factor *= self.w.heading
