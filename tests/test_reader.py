@@ -15,6 +15,7 @@ from rag.reader.spans import (
     is_adjective_use,
     name_spans,
     noun_phrase_spans,
+    number_fits_unit,
     number_spans,
     question_type,
 )
@@ -29,7 +30,10 @@ from rag.types import Answer, Citation
         ("When did China introduce export controls?", ("date", None)),
         ("Where was the salon held?", ("place", None)),
         ("How many countries attend?", ("number", "countries")),
-        ("How much money is Australia putting in?", ("number", None)),
+        ("How much money is Australia putting in?", ("number", "money")),
+        ("How much gallium did China export?", ("number", None)),
+        ("How many permanent magnets does the US import?", ("number", "magnets")),
+        ("How many people attended?", ("number", "people")),
         ("Which country produces the most?", ("name", "country")),
         ("In which year did it start?", ("date", "year")),
         ("On which weekday did the paper report it?", ("date", "weekday")),
@@ -249,3 +253,13 @@ def test_number_candidates_skip_the_day_of_a_date() -> None:
 )
 def test_date_spans_older_years_and_centuries(sentence: str, dates: list[str]) -> None:
     assert [sentence[a:b] for a, b in date_spans(sentence)] == dates
+
+
+def test_number_fits_unit() -> None:
+    assert number_fits_unit("around 20 countries", "countries")
+    assert not number_fits_unit("seven categories", "countries")
+    assert number_fits_unit("A$1.2 billion", "money") and number_fits_unit("3 million euros", "money")
+    assert not number_fits_unit("one focus", "money")
+    assert number_fits_unit("12%", "percentage") and not number_fits_unit("12 tonnes", "percentage")
+    assert number_fits_unit("17,000 tonnes", "quantity")  # 'what quantity' takes any measure
+    assert number_fits_unit("seven", None)

@@ -21,7 +21,7 @@ import numpy as np
 
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
 from rag.reader.entities import AskedEntity, asked_entity, entity_fit
-from rag.reader.spans import AnswerType, Candidate, Lexicon, candidates, date_fits_unit, question_type
+from rag.reader.spans import AnswerType, Candidate, Lexicon, candidates, date_fits_unit, number_fits_unit, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, word_terms, words
@@ -323,6 +323,8 @@ class HeuristicReader:
                 factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
             if kind == "date" and not date_fits_unit(ctext, unit):
                 factor *= 0.8  # "On which weekday ...": 'this week' fits less than 'Sunday'
+            if kind == "number" and not number_fits_unit(ctext, unit):
+                factor *= 0.8  # "How much money ...": 'one focus' fits less than '$1.2 billion'
             if kind == "place" and unit is None:  # "Where ...?": 'in Baotou'; "Which city ...?" asks no preposition
                 factor *= 1.0 if _LOCATIVE.search(text, 0, cand.start) else 0.8
             if heading:

@@ -40,6 +40,10 @@ _PLACE_HEADS = frozenset("city cities capital place location region continent te
 _AUXILIARIES = frozenset(
     "is are was were be been do does did has have had will would can could may might should said says".split()
 )
+_MONEY_WORDS = frozenset(
+    """money cost costs costing paid pay pays spend spent spending fund funds funding invest invested investment
+    budget worth price priced dollars euros pounds yuan yen""".split()
+)
 _DATE_HEADS = frozenset("year month day weekday date week time period decade century season hour".split())
 _NUMBER_HEADS = frozenset("amount number percentage percent share figure quantity size price value total".split())
 
@@ -53,7 +57,18 @@ def question_type(question: str) -> tuple[AnswerType, str | None]:
     for i, t in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         if t == "how" and nxt in {"much", "many", "large", "big", "long", "high", "far", "old", "often"}:
-            unit = toks[i + 2] if i + 2 < len(toks) and nxt == "many" else None
+            unit = None
+            if nxt == "many":  # the counted noun: the first plural in 'How many permanent magnets does ...'
+                for j, w in enumerate(toks[i + 2 : i + 5]):
+                    if w in _AUXILIARIES or w in STOPWORDS:
+                        break
+                    if j == 0:
+                        unit = w  # 'How many people attended': no plural in -s
+                    if w.endswith("s") and not w.endswith("ss"):
+                        unit = w
+                        break
+            if nxt == "much" and _MONEY_WORDS.intersection(toks):
+                unit = "money"  # "How much money ...", "How much did it cost?": an amount of currency
             return "number", unit
         if t in {"who", "whom", "whose"}:
             return "name", None
@@ -277,6 +292,28 @@ def date_fits_unit(span: str, unit: str | None) -> bool:
     weekday' → a day name); True when the question names none."""
     pattern = _DATE_UNIT_FITS.get(unit or "")
     return pattern is None or pattern.search(span) is not None
+
+
+_CURRENCY = re.compile(
+    r"[$€£¥]|\b(?:dollars?|euros?|pounds?|yuan|yen|renminbi|rupees?|francs?|cents?|USD|EUR|GBP|CNY|AUD)\b", re.I
+)
+
+
+_ANY_NUMBER = frozenset("amount number figure quantity size value total".split())  # 'what quantity': any
+_PERCENT = re.compile(r"%|\bper\s?cent\b", re.I)
+
+
+def number_fits_unit(span: str, unit: str | None) -> bool:
+    """Whether a number span is of what the question counts: 'How many countries' → '20 countries',
+    'How much money' → '$1.2 billion'; True when the question names nothing."""
+    if unit is None or unit in _ANY_NUMBER:
+        return True
+    if unit in ("money", "price", "cost"):
+        return _CURRENCY.search(span) is not None
+    if unit in ("percentage", "percent", "share", "proportion"):
+        return _PERCENT.search(span) is not None
+    u = stem(unit)
+    return any(stem(w) == u for w, _, _ in words(span))
 
 
 def date_spans(sentence: str) -> list[tuple[int, int]]:
