@@ -14,8 +14,9 @@ from typing import Any
 from rag.metrics import best_of_k_f1, citation_valid, exact_match, f1, percentile, recall_at_k, reciprocal_rank
 from rag.pipeline import Pipeline
 from rag.reader.baseline import AbstainReader, FirstSentenceReader
-from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, PassageRetriever, Query
+from rag.retrieval import DenseRetriever, HybridRetriever, PassageRetriever, Query
 from rag.squad import GoldItem
+from rag.store import bm25_for
 from rag.types import Hit, Result
 
 RECALL_K = 5
@@ -63,7 +64,7 @@ def variants(p: Pipeline) -> dict[str, Pipeline]:
         dense, lexical, rrf_k = searcher.dense, searcher.lexical, searcher.rrf_k
     else:
         dense = DenseRetriever(p.index.faiss_index)
-        lexical = BM25Retriever([c.text for c in p.index.chunks])
+        lexical = bm25_for(p.index)
         rrf_k = 60
     base = p.retriever
 

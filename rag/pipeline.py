@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rag.config import Settings
 from rag.errors import IndexMissing, InvalidQuestion
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, PassageRetriever, Query
-from rag.store import IndexData, build_index, load_index
+from rag.store import IndexData, bm25_for, build_index, load_index
 from rag.types import Hit, Result
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Pipeline:
         """Wire the configured retriever and reader over a loaded index."""
         from rag.embedding import load_embedder
 
-        bm25 = BM25Retriever([c.text for c in index.chunks])
+        bm25 = bm25_for(index)
         dense = DenseRetriever(index.faiss_index)
         searcher = {"dense": dense, "bm25": bm25, "hybrid": HybridRetriever(dense, bm25, settings.rrf_k)}[
             settings.retrieval

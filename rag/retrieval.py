@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -118,22 +119,58 @@ def _import_bm25s():  # noqa: ANN202 - returns the bm25s module
     return bm25s
 
 
+# the BM25 index's files inside an index directory (bm25s's own save format: numpy arrays and JSON, no pickle)
+BM25_FILES = {
+    "data_name": "bm25_data.npy",
+    "indices_name": "bm25_indices.npy",
+    "indptr_name": "bm25_indptr.npy",
+    "vocab_name": "bm25_vocab.json",
+    "params_name": "bm25_params.json",
+}
+
+
 class BM25Retriever:
+    """BM25 (bm25s, Lucene variant) over the chunks' analysed terms (:func:`rag.text.terms`).
+
+    Built from the chunk texts at indexing time and saved beside the vectors (:meth:`save`), so loading an
+    index reads arrays instead of re-analysing every chunk (:meth:`load`).
+    """
+
     needs_vectors = False
 
     def __init__(self, texts: Sequence[str]) -> None:
         bm25s = _import_bm25s()
-        self._bm25 = bm25s.BM25(csc_backend="numpy")  # the same either way; explicit so results never differ
-        tokenized = [list(terms(t)) or ["<empty>"] for t in texts]
-        self._bm25.index(tokenized, show_progress=False)
-        self._vocab = set(self._bm25.vocab_dict)
-        self._n = len(texts)
-        df: dict[str, int] = {}
-        for toks in tokenized:
-            for t in set(toks):
-                df[t] = df.get(t, 0) + 1
-        self.idf = {t: math.log(1 + (self._n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
-        self.default_idf = math.log(1 + (self._n + 0.5) / 0.5)
+        model = bm25s.BM25(csc_backend="numpy")  # the same either way; explicit so results never differ
+        model.index([list(terms(t)) or ["<empty>"] for t in texts], show_progress=False)
+        self._use(model)
+
+    @classmethod
+    def load(cls, directory: Path) -> BM25Retriever:
+        """The BM25 index saved in ``directory`` by :meth:`save` (OSError/ValueError if it cannot be read)."""
+        bm25s = _import_bm25s()
+        self = cls.__new__(cls)
+        self._use(bm25s.BM25.load(str(directory), show_progress=False, **BM25_FILES))
+        return self
+
+    def save(self, directory: Path) -> list[str]:
+        """Write the index into ``directory``; return the names of the files written."""
+        self._bm25.save(str(directory), show_progress=False, **BM25_FILES)
+        return list(BM25_FILES.values())
+
+    def _use(self, model: Any) -> None:  # noqa: ANN401 - a bm25s.BM25
+        self._bm25 = model
+        self._vocab = set(model.vocab_dict)
+        self._n = int(model.scores["num_docs"])
+        # document frequency of a term = the stored scores in its column of the (documents x terms) matrix
+        indptr = np.asarray(model.scores["indptr"])
+        df = np.diff(indptr)
+        n = self._n
+        self.idf = {
+            t: math.log(1 + (n - int(df[i]) + 0.5) / (int(df[i]) + 0.5))
+            for t, i in model.vocab_dict.items()
+            if i < len(df)  # bm25s adds an empty-string token with no column
+        }
+        self.default_idf = math.log(1 + (n + 0.5) / 0.5)
 
     def search(self, query: Query, k: int) -> list[tuple[int, float]]:
         toks = [t for t in query.terms if t in self._vocab]

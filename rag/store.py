@@ -9,7 +9,9 @@ Layout (all written together, then swapped in by one rename):
 - ``chunk_vectors.npy`` / ``sentence_vectors.npy``: float32 vectors (reused when re-indexing, and
   sentence vectors let the reader rank sentences without embedding them at query time);
 - ``sentences.jsonl``: one sentence per line (doc_id, start, end), aligned with ``sentence_vectors.npy``;
-- ``documents.jsonl``: doc_id, sha256 and full text of each document (served by the API, quoted from).
+- ``documents.jsonl``: doc_id, sha256 and full text of each document (served by the API, quoted from);
+- ``bm25_*.npy`` / ``bm25_*.json``: the BM25 index over the chunks (bm25s's format), so loading does not
+  re-analyse every chunk. Optional: an index without them (older versions) gets BM25 built in memory.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from rag.corpus import load_corpus
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
 from rag.index_dir import check_replaceable, replace_dir
 from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
+from rag.retrieval import BM25_FILES, BM25Retriever
 from rag.types import Chunk, Document, Span
 
 if TYPE_CHECKING:
@@ -215,7 +218,7 @@ def build_index(
     previous index intact. ``embedder`` may be a factory, called only when something must be embedded.
     """
     t0 = time.perf_counter()
-    check_replaceable(index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS))
+    check_replaceable(index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS) | set(BM25_FILES.values()))
     docs = load_corpus(paths)
     prev = None if rebuild else _previous(index_dir, settings)
     prev_docs = prev.manifest.documents if prev else {}
@@ -368,10 +371,22 @@ def _write_atomically(
         np.save(tmp / "sentence_vectors.npy", sentence_vectors)
         _write_jsonl(tmp / "sentences.jsonl", [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in sentences])
         _write_jsonl(tmp / "documents.jsonl", [{"doc_id": d.doc_id, "sha256": d.sha256, "text": d.text} for d in docs])
-        manifest.files = {name: _sha256_file(tmp / name) for name in ARTEFACTS}
+        bm25_files = BM25Retriever([c.text for c in chunks]).save(tmp)
+        manifest.files = {name: _sha256_file(tmp / name) for name in (*ARTEFACTS, *bm25_files)}
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
 
     replace_dir(index_dir, fill, keep=KEEP_FILES)
+
+
+def bm25_for(index: IndexData) -> BM25Retriever:
+    """The index's saved BM25 (checked on load like every file), or one built from its chunks when the index
+    has none (written by an older version) or this bm25s cannot read it."""
+    if all(name in index.manifest.files for name in BM25_FILES.values()):
+        try:
+            return BM25Retriever.load(index.path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.info("rebuilding BM25 in memory: the saved one cannot be read (%s)", exc)
+    return BM25Retriever([c.text for c in index.chunks])
 
 
 # --------------------------------------------------------------------------------------------- load
@@ -464,7 +479,8 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
         check_compatible(manifest, settings, index_dir)
     rebuild = index_command(index_dir, rebuild=True, corpus=_corpus_args(manifest, settings))
     hint = f"Rebuild it with {rebuild}."
-    for name in ARTEFACTS:
+    # the required files, and the optional ones this index has (BM25, absent from indexes written before it)
+    for name in dict.fromkeys([*ARTEFACTS, *manifest.files]):
         path = index_dir / name
         if not path.is_file():
             raise IndexCorrupt(f"The index in {index_dir} is incomplete: {name} is missing. {hint}")

@@ -123,6 +123,46 @@ def test_damaged_and_missing_files(seed_index_dir, tmp_path, settings_factory):
         load_index(idx, s)
 
 
+def test_bm25_is_saved_with_the_index_and_checked_like_every_file(seed_index_dir, tmp_path, settings_factory):
+    from rag.retrieval import BM25_FILES, BM25Retriever, Query
+    from rag.store import bm25_for
+
+    s = settings_factory(index_dir=seed_index_dir)
+    data = load_index(seed_index_dir, s)
+    assert set(BM25_FILES.values()) <= set(data.manifest.files)
+    saved, built = bm25_for(data), BM25Retriever([c.text for c in data.chunks])
+    q = Query.make("Who convened the Washington meeting?")
+    assert saved.search(q, 10) == built.search(q, 10) and saved.search(q, 10)
+    assert saved.idf == built.idf and saved.default_idf == built.default_idf
+
+    idx = tmp_path / "copy"
+    shutil.copytree(seed_index_dir, idx)
+    with (idx / "bm25_data.npy").open("r+b") as f:
+        f.seek(200)
+        f.write(b"\x00garbage")
+    with pytest.raises(IndexCorrupt, match="bm25_data.npy is damaged"):
+        load_index(idx, s)
+
+
+def test_an_index_without_bm25_files_still_loads(seed_index_dir, tmp_path, settings_factory):
+    """Indexes written before BM25 was saved: BM25 is built in memory from the chunks, with the same results."""
+    from rag.retrieval import BM25_FILES, Query
+    from rag.store import bm25_for
+
+    idx = tmp_path / "old"
+    shutil.copytree(seed_index_dir, idx)
+    manifest = json.loads((idx / "manifest.json").read_text())
+    for name in BM25_FILES.values():
+        (idx / name).unlink()
+        del manifest["files"][name]
+    (idx / "manifest.json").write_text(json.dumps(manifest))
+    s = settings_factory(index_dir=idx)
+    old = bm25_for(load_index(idx, s))
+    new = bm25_for(load_index(seed_index_dir, settings_factory(index_dir=seed_index_dir)))
+    q = Query.make("Australia strategic reserve")
+    assert old.search(q, 5) == new.search(q, 5)
+
+
 def test_missing_and_mismatched_index(seed_index_dir, tmp_path, settings_factory):
     with pytest.raises(IndexMissing, match="rag index"):
         load_index(tmp_path / "nothing", settings_factory())
