@@ -51,11 +51,18 @@ def merge_predictions(
     for p in preds:
         text = documents[p.doc_id][p.start : p.end]
         groups.setdefault(answer_key(text), []).append(p)
+    quotes: dict[tuple[str, int, int], str] = {}  # many predictions share a sentence: slice each once
+    reach = sum(support)  # a group scores at most reach x its best prediction
     scored: list[tuple[float, list[SpanPrediction]]] = []
     for group in groups.values():
+        if max(p.score for p in group) * reach < threshold:
+            continue
         by_quote: dict[str, float] = {}
         for p in group:
-            quote = documents[p.doc_id][p.quote_start : p.quote_end]
+            where = (p.doc_id, p.quote_start, p.quote_end)
+            quote = quotes.get(where)
+            if quote is None:
+                quote = quotes[where] = documents[p.doc_id][p.quote_start : p.quote_end]
             by_quote[quote] = max(by_quote.get(quote, 0.0), p.score)
         score = support_score(by_quote.values(), support)
         if score >= threshold:
