@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -69,12 +69,25 @@ def near_duplicates(a: str, b: str, threshold: float) -> bool:
     return containment(shingles(a), shingles(b)) >= threshold
 
 
-def collapse_duplicates(ranked: Sequence[tuple[Chunk, float]], k: int, threshold: float = 0.8) -> list[Hit]:
-    """Fold near-identical passages into the best-ranked one, so copies take one slot of the top ``k``."""
+def collapse_duplicates(
+    ranked: Sequence[tuple[Chunk, float]],
+    k: int,
+    threshold: float = 0.8,
+    same: Callable[[Chunk, Chunk], bool] | None = None,
+) -> list[Hit]:
+    """Fold near-identical passages into the best-ranked one, so copies take one slot of the top ``k``.
+
+    ``same(a, b)`` decides; by default :func:`near_duplicates` of their texts at ``threshold``.
+    """
+    if same is None:
+
+        def same(a: Chunk, b: Chunk) -> bool:
+            return near_duplicates(a.text, b.text, threshold)
+
     hits: list[tuple[Chunk, float, list[Chunk]]] = []
     for chunk, score in ranked:
         for rep, _, dups in hits:
-            if near_duplicates(chunk.text, rep.text, threshold):
+            if same(chunk, rep):
                 dups.append(chunk)
                 break
         else:
@@ -203,6 +216,7 @@ class PassageRetriever:
     def __init__(self, searcher: Retriever, chunks: Sequence[Chunk], candidate_k: int, threshold: float) -> None:
         self.searcher, self.chunks = searcher, chunks
         self.candidate_k, self.threshold = candidate_k, threshold
+        self._pairs: dict[tuple[int, int], bool] = {}
 
     @property
     def needs_vectors(self) -> bool:
@@ -210,4 +224,14 @@ class PassageRetriever:
 
     def retrieve(self, query: Query, k: int) -> list[Hit]:
         rows = self.searcher.search(query, max(k, self.candidate_k))
-        return collapse_duplicates([(self.chunks[r], s) for r, s in rows], k, self.threshold)
+        return collapse_duplicates([(self.chunks[r], s) for r, s in rows], k, self.threshold, self._same)
+
+    def _same(self, a: Chunk, b: Chunk) -> bool:
+        """near_duplicates of two chunks, remembered by their rows (pairs recur across questions)."""
+        key = (a.row, b.row)
+        same = self._pairs.get(key)
+        if same is None:
+            if len(self._pairs) >= 1_000_000:  # bounded, for a long-running service over a large corpus
+                self._pairs.clear()
+            same = self._pairs[key] = near_duplicates(a.text, b.text, self.threshold)
+        return same

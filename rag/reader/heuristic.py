@@ -139,7 +139,7 @@ class ReaderWeights:
     heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
     enumeration: float = 0.6  # one item of a list of names is rarely the single answer
     doer: float = 1.25  # the name that does what the question asks about ("Who convened ...?")
-    sentences_read: int = 8
+    sentences_read: int = 6
     support: tuple[float, ...] = SUPPORT_WEIGHTS  # weights of the 1st, 2nd, 3rd supporting sentence
 
 
