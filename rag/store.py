@@ -11,7 +11,9 @@ Layout (all written together, then swapped in by one rename):
 - ``sentences.jsonl``: one sentence per line (doc_id, start, end), aligned with ``sentence_vectors.npy``;
 - ``documents.jsonl``: doc_id, sha256 and full text of each document (served by the API, quoted from);
 - ``bm25_*.npy`` / ``bm25_*.json``: the BM25 index over the chunks (bm25s's format), so loading does not
-  re-analyse every chunk. Optional: an index without them (older versions) gets BM25 built in memory.
+  re-analyse every chunk. Optional: an index without them (older versions) gets BM25 built in memory;
+- ``lexicon.json``: the words the corpus writes in lower case and those it capitalises mid-sentence (the
+  reader's evidence for what is a name). Optional likewise.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from rag.corpus import load_corpus
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
 from rag.index_dir import check_replaceable, replace_dir
 from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
+from rag.reader.spans import Lexicon, build_lexicon, lexicon_from_json, lexicon_to_json
 from rag.retrieval import BM25_FILES, BM25Retriever
 from rag.types import Chunk, Document, Span
 
@@ -53,6 +56,7 @@ ARTEFACTS = (
     "sentence_vectors.npy",
     "documents.jsonl",
 )
+LEXICON = "lexicon.json"  # optional: absent from indexes written before it
 KEEP_FILES = {"README.md", ".gitkeep"}  # carried over when the directory is replaced
 DEFAULT_INDEX_DIR: Path = Settings.model_fields["index_dir"].default
 IVF_MIN_POINTS_PER_LIST = 39  # FAISS warns (and clusters poorly) with fewer training vectors per IVF list
@@ -78,6 +82,7 @@ class IndexData:
     sentence_vectors: np.ndarray
     sentence_row: dict[tuple[str, int, int], int]
     faiss_index: Any
+    lexicon: Lexicon | None = None  # the corpus's capitalisation evidence for the reader (None: older index)
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,9 @@ def build_index(
     previous index intact. ``embedder`` may be a factory, called only when something must be embedded.
     """
     t0 = time.perf_counter()
-    check_replaceable(index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS) | set(BM25_FILES.values()))
+    check_replaceable(
+        index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS) | set(BM25_FILES.values()) | {LEXICON}
+    )
     docs = load_corpus(paths)
     prev = None if rebuild else _previous(index_dir, settings)
     prev_docs = prev.manifest.documents if prev else {}
@@ -372,7 +379,10 @@ def _write_atomically(
         _write_jsonl(tmp / "sentences.jsonl", [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in sentences])
         _write_jsonl(tmp / "documents.jsonl", [{"doc_id": d.doc_id, "sha256": d.sha256, "text": d.text} for d in docs])
         bm25_files = BM25Retriever([c.text for c in chunks]).save(tmp)
-        manifest.files = {name: _sha256_file(tmp / name) for name in (*ARTEFACTS, *bm25_files)}
+        lexicon = lexicon_to_json(build_lexicon(d.text for d in docs))
+        (tmp / LEXICON).write_text(json.dumps(lexicon, ensure_ascii=False), encoding="utf-8")
+        optional = (*bm25_files, LEXICON)
+        manifest.files = {name: _sha256_file(tmp / name) for name in (*ARTEFACTS, *optional)}
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
 
     replace_dir(index_dir, fill, keep=KEEP_FILES)
@@ -512,6 +522,11 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
         chunk_vectors = np.load(index_dir / "chunk_vectors.npy", allow_pickle=False)
         sentence_vectors = np.load(index_dir / "sentence_vectors.npy", allow_pickle=False)
         faiss_index = faiss.read_index(str(index_dir / "vectors.faiss"))
+        lexicon = (
+            lexicon_from_json(json.loads((index_dir / LEXICON).read_text(encoding="utf-8")))
+            if LEXICON in manifest.files
+            else None
+        )
     except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
         raise IndexCorrupt(f"The index in {index_dir} cannot be read ({exc.__class__.__name__}). {hint}") from None
     if (
@@ -532,4 +547,5 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
         sentence_vectors=sentence_vectors,
         sentence_row={(s.doc_id, s.start, s.end): i for i, s in enumerate(sentences)},
         faiss_index=faiss_index,
+        lexicon=lexicon,
     )

@@ -144,23 +144,29 @@ def test_bm25_is_saved_with_the_index_and_checked_like_every_file(seed_index_dir
         load_index(idx, s)
 
 
-def test_an_index_without_bm25_files_still_loads(seed_index_dir, tmp_path, settings_factory):
-    """Indexes written before BM25 was saved: BM25 is built in memory from the chunks, with the same results."""
+def test_an_index_without_bm25_and_lexicon_files_still_loads(seed_index_dir, tmp_path, settings_factory):
+    """Indexes written before BM25 and the lexicon were saved: both are worked out in memory, alike."""
+    from rag.reader.heuristic import HeuristicReader
+    from rag.reader.spans import build_lexicon
     from rag.retrieval import BM25_FILES, Query
-    from rag.store import bm25_for
+    from rag.store import LEXICON, bm25_for
 
     idx = tmp_path / "old"
     shutil.copytree(seed_index_dir, idx)
     manifest = json.loads((idx / "manifest.json").read_text())
-    for name in BM25_FILES.values():
+    for name in (*BM25_FILES.values(), LEXICON):
         (idx / name).unlink()
         del manifest["files"][name]
     (idx / "manifest.json").write_text(json.dumps(manifest))
-    s = settings_factory(index_dir=idx)
-    old = bm25_for(load_index(idx, s))
-    new = bm25_for(load_index(seed_index_dir, settings_factory(index_dir=seed_index_dir)))
+    old_data = load_index(idx, settings_factory(index_dir=idx))
+    new_data = load_index(seed_index_dir, settings_factory(index_dir=seed_index_dir))
     q = Query.make("Australia strategic reserve")
+    old, new = bm25_for(old_data), bm25_for(new_data)
     assert old.search(q, 5) == new.search(q, 5)
+    assert old_data.lexicon is None
+    assert new_data.lexicon == build_lexicon(d.text for d in new_data.documents.values())
+    reader = HeuristicReader(old_data, old.idf, old.default_idf, threshold=0.35)
+    assert reader.lexicon == new_data.lexicon
 
 
 def test_missing_and_mismatched_index(seed_index_dir, tmp_path, settings_factory):

@@ -21,15 +21,19 @@ import numpy as np
 
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
 from rag.reader.entities import AskedEntity, asked_entity, entity_fit
-from rag.reader.spans import AnswerType, Candidate, Lexicon, candidates, date_fits_unit, number_fits_unit, question_type
+from rag.reader.spans import (
+    AnswerType,
+    Candidate,
+    build_lexicon,
+    candidates,
+    date_fits_unit,
+    number_fits_unit,
+    question_type,
+)
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, word_terms, words
 from rag.types import Answer, Hit, Span
-
-_LOWER_WORD = re.compile(r"\b([a-z][a-z’'\-]+)\b")
-_MID_CAP_WORD = re.compile(r"(?<=[a-z,] )([A-Z][\w\-]*)")
-
 
 _SOURCE_AFTER = re.compile(
     r"\s*,?\s*(?:has\s+|had\s+|also\s+)?(?:said|says|reported|reports|told|wrote|writes|noted|added)\b"
@@ -189,16 +193,6 @@ def is_heading(sentence: str) -> bool:
     return not sentence.rstrip().endswith((".", "!", "?", '"', "”", "’", ")")) and len(sentence.split()) < 15
 
 
-def build_lexicon(texts: Sequence[str]) -> Lexicon:
-    """Collect lower-case words and mid-sentence capitalised words of the corpus (see :class:`Lexicon`)."""
-    common: set[str] = set()
-    proper: set[str] = set()
-    for t in texts:
-        common.update(m.group(1) for m in _LOWER_WORD.finditer(t))
-        proper.update(m.group(1) for m in _MID_CAP_WORD.finditer(t))
-    return Lexicon(frozenset(common), frozenset(proper))
-
-
 class HeuristicReader:
     def __init__(
         self,
@@ -214,7 +208,8 @@ class HeuristicReader:
         self.threshold = threshold
         self.w = weights or ReaderWeights()
         self.docs = {d: doc.text for d, doc in index.documents.items()}
-        self.lexicon = build_lexicon(list(self.docs.values()))
+        # saved with the index (older indexes: worked out here, once)
+        self.lexicon = index.lexicon or build_lexicon(list(self.docs.values()))
         self._rarities: dict[tuple[str, ...], float] = {}
 
     # -------------------------------------------------------------------------------- sentences

@@ -9,6 +9,7 @@ words; anything else falls back to the sentence.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -162,6 +163,28 @@ def _opens_name(sentence: str, toks: list[tuple[str, int, int]], i: int) -> bool
     if _is_cap(nxt) and nxt.lower() not in STOPWORDS:
         return True
     return nxt in (_SINGULAR_VERBS if w.endswith("s") else _AFTER_SUBJECT)
+
+
+_LOWER_WORD = re.compile(r"\b([a-z][a-z’'\-]+)\b")
+_MID_CAP_WORD = re.compile(r"(?<=[a-z,] )([A-Z][\w\-]*)")
+
+
+def build_lexicon(texts: Iterable[str]) -> Lexicon:
+    """Collect lower-case words and mid-sentence capitalised words of the corpus (see :class:`Lexicon`)."""
+    common: set[str] = set()
+    proper: set[str] = set()
+    for t in texts:
+        common.update(m.group(1) for m in _LOWER_WORD.finditer(t))
+        proper.update(m.group(1) for m in _MID_CAP_WORD.finditer(t))
+    return Lexicon(frozenset(common), frozenset(proper))
+
+
+def lexicon_to_json(lexicon: Lexicon) -> dict[str, list[str]]:
+    return {"common": sorted(lexicon.common), "proper": sorted(lexicon.proper or ())}
+
+
+def lexicon_from_json(data: dict[str, list[str]]) -> Lexicon:
+    return Lexicon(frozenset(data["common"]), frozenset(data["proper"]))
 
 
 def name_spans(sentence: str, lexicon: Lexicon = Lexicon()) -> list[tuple[int, int]]:
