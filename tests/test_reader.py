@@ -6,17 +6,14 @@ import pytest
 
 from rag.reader.answers import SpanPrediction, drop_enclosing, merge_predictions, support_score
 from rag.reader.heuristic import _ASKS_OBJECT, acts_on_question, in_enumeration, trim_question_words
+from rag.reader.quantities import date_fits_unit, date_spans, number_fits_unit, number_spans
 from rag.reader.spans import (
     Candidate,
     Lexicon,
     candidates,
-    date_fits_unit,
-    date_spans,
     is_adjective_use,
     name_spans,
     noun_phrase_spans,
-    number_fits_unit,
-    number_spans,
     question_type,
 )
 from rag.retrieval import near_duplicates

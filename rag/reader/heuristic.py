@@ -21,15 +21,8 @@ import numpy as np
 
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
 from rag.reader.entities import AskedEntity, asked_entity, entity_fit
-from rag.reader.spans import (
-    AnswerType,
-    Candidate,
-    build_lexicon,
-    candidates,
-    date_fits_unit,
-    number_fits_unit,
-    question_type,
-)
+from rag.reader.quantities import date_fits_unit, number_fits_unit
+from rag.reader.spans import AnswerType, Candidate, build_lexicon, candidates, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, word_terms, words
