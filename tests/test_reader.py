@@ -11,6 +11,7 @@ from rag.reader.spans import (
     Candidate,
     Lexicon,
     candidates,
+    enumeration_spans,
     is_adjective_use,
     name_spans,
     noun_phrase_spans,
@@ -260,3 +261,11 @@ def test_number_fits_unit() -> None:
     assert number_fits_unit("12%", "percentage") and not number_fits_unit("12 tonnes", "percentage")
     assert number_fits_unit("17,000 tonnes", "quantity")  # 'what quantity' takes any measure
     assert number_fits_unit("seven", None)
+
+
+def test_enumeration_spans() -> None:
+    s = "The meeting includes G7 members - the UK, the US, Japan and Canada - as well as India and Mexico."
+    names = name_spans(s)
+    assert [s[a:b] for a, b in enumeration_spans(s, names)] == ["UK, the US, Japan and Canada", "India and Mexico"]
+    one = "Only Japan attended, said Reuters."
+    assert enumeration_spans(one, name_spans(one)) == []  # no list: one name, then an attribution

@@ -22,7 +22,7 @@ import numpy as np
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
 from rag.reader.entities import AskedEntity, asked_entity, entity_fit
 from rag.reader.quantities import date_fits_unit, number_fits_unit
-from rag.reader.spans import AnswerType, Candidate, build_lexicon, candidates, question_type
+from rag.reader.spans import AnswerType, Candidate, build_lexicon, candidates, enumeration_spans, question_type
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, word_terms, words
@@ -135,6 +135,7 @@ class ReaderWeights:
     source_asked: float = 1.15  # ... and the likelier answer when it does ("Which outlet reported ...?")
     heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
     enumeration: float = 0.6  # one item of a list of names is rarely the single answer
+    answer_list: float = 1.2  # the whole list, when the question asks for several ("Which countries ...?")
     doer: float = 1.25  # the name that does what the question asks about ("Who convened ...?")
     sentences_read: int = 6
     support: tuple[float, ...] = SUPPORT_WEIGHTS  # weights of the 1st, 2nd, 3rd supporting sentence
@@ -276,7 +277,13 @@ class HeuristicReader:
                 match_spans.append((s, e))
         match_total = sum(weight for _, weight in match_pos)
         heading = is_heading(text)
-        for whole in candidates(text, kind, unit, self.lexicon):
+        cands = candidates(text, kind, unit, self.lexicon)
+        lists: dict[Candidate, str] = {}  # a list of names, for a question that asks for several -> its first
+        if kind in ("name", "place") and unit and unit.endswith("s") and not unit.endswith("ss"):  # "which countries"
+            for s, e in enumeration_spans(text, [(c.start, c.end) for c in cands]):
+                first = next(c for c in cands if c.start == s)
+                lists[Candidate(s, e, kind)] = text[first.start : first.end]
+        for whole in (*cands, *lists):
             cand = trim_question_words(text, whole, qterms)
             if cand is None:
                 continue  # the span only repeats the question
@@ -300,6 +307,10 @@ class HeuristicReader:
                 if is_attribution(text, cand.start, cand.end):
                     # "Reuters reported": a source, not an actor; the answer when the question asks who said
                     factor *= self.w.source_asked if asks_source else self.w.attribution
+                if whole in lists:  # "Which countries ...": the list answers, its items only in part
+                    factor *= self.w.answer_list * entity_fit(q.entity, lists[whole])
+                    spans.append((cand.start, cand.end, factor))
+                    continue
                 listed = in_enumeration(text, cand.start, cand.end)
                 if listed and not asks_plural:
                     factor *= self.w.enumeration

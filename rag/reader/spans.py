@@ -257,6 +257,28 @@ def name_spans(sentence: str, lexicon: Lexicon = Lexicon()) -> list[tuple[int, i
     return spans
 
 
+_LIST_GAP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+)(?:the\s+)?", re.I)
+
+
+def enumeration_spans(sentence: str, names: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Lists of two or more names, from the first to the last ('the UK, the US, Japan and France'):
+    the answer to a question that asks for several ('Which countries ...?')."""
+    out: list[tuple[int, int]] = []
+    first = last = None
+    count = 0
+    for s, e in names:
+        if last is not None and _LIST_GAP.fullmatch(sentence, last[1], s):
+            last, count = (s, e), count + 1
+            continue
+        if first is not None and last is not None and count >= 2:
+            out.append((first[0], last[1]))
+        first = last = (s, e)
+        count = 1
+    if first is not None and last is not None and count >= 2:
+        out.append((first[0], last[1]))
+    return out
+
+
 # ---------------------------------------------------------------------------------------- phrases
 _CLAUSE_SPLIT = re.compile(r"\s*(?:,(?!\d)|[;:()\"“”]|\s[–—-]\s|—)\s*")
 
