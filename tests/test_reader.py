@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.reader.answers import SpanPrediction, drop_enclosing, merge_predictions, support_score
-from rag.reader.heuristic import _ASKS_OBJECT, acts_on_question, in_enumeration, trim_question_words
+from rag.reader.heuristic import _ASKS_OBJECT, acts_on_question, beside_name, in_enumeration, trim_question_words
 from rag.reader.quantities import date_fits_unit, date_spans, number_fits_unit, number_spans
 from rag.reader.spans import (
     Candidate,
@@ -44,6 +44,9 @@ from rag.types import Answer, Citation
         # "what kind of X" asks for a description, not a name
         ("What kind of G7 ministers took part?", ("phrase", "g7")),
         ("Describe the deal.", ("sentence", None)),
+        # who someone named is: their role, a phrase
+        ("Who is He Weiwen?", ("phrase", None)),
+        ("Who is the spokesman?", ("name", None)),
     ],
 )
 def test_question_type(question: str, expected: tuple[str, str | None]) -> None:
@@ -269,3 +272,15 @@ def test_enumeration_spans() -> None:
     assert [s[a:b] for a, b in enumeration_spans(s, names)] == ["UK, the US, Japan and Canada", "India and Mexico"]
     one = "Only Japan attended, said Reuters."
     assert enumeration_spans(one, name_spans(one)) == []  # no list: one name, then an attribution
+
+
+def test_beside_name_finds_appositions_and_titles() -> None:
+    def beside(sentence: str, span: str, name: str) -> bool:
+        i, n = sentence.index(span), sentence.index(name)
+        return beside_name(sentence, i, i + len(span), [(n, n + len(name))])
+
+    s = "He Weiwen, a senior fellow at the Center, said so."
+    assert beside(s, "senior fellow at the Center", "Weiwen")
+    assert not beside(s, "said so", "Weiwen")
+    assert beside("US Interior Secretary Doug Burgum said it.", "US Interior Secretary", "Doug")
+    assert beside("The US Secretary of State, Marco Rubio, is convening.", "US Secretary of State", "Marco")

@@ -22,7 +22,15 @@ import numpy as np
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
 from rag.reader.entities import AskedEntity, asked_entity, entity_fit
 from rag.reader.quantities import date_fits_unit, number_fits_unit
-from rag.reader.spans import AnswerType, Candidate, build_lexicon, candidates, enumeration_spans, question_type
+from rag.reader.spans import (
+    WHO_IS_NAME,
+    AnswerType,
+    Candidate,
+    build_lexicon,
+    candidates,
+    enumeration_spans,
+    question_type,
+)
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, word_terms, words
@@ -59,6 +67,21 @@ def acts_on_question(sentence: str, start: int, end: int, positions: Sequence[tu
         if s >= end and _SUBJECT_GAP.fullmatch(sentence, end, s):
             return True
         if e <= start and _BY_GAP.fullmatch(sentence, e, start):
+            return True
+    return False
+
+
+_APPOSITION_AFTER = re.compile(r"\s*,\s*(?:(?:a|an|the)\s+)?")
+_TITLE_BEFORE = re.compile(r",?\s+")
+
+
+def beside_name(sentence: str, start: int, end: int, positions: Sequence[tuple[int, int]]) -> bool:
+    """True for a span that stands in apposition right after one of the question's words ('He Weiwen, a
+    senior fellow ...') or as a title right before one ('Interior Secretary Doug Burgum')."""
+    for s, e in positions:
+        if e <= start and _APPOSITION_AFTER.fullmatch(sentence, e, start) and sentence[e : e + 1] == ",":
+            return True
+        if s >= end and _TITLE_BEFORE.fullmatch(sentence, end, s):
             return True
     return False
 
@@ -135,6 +158,7 @@ class ReaderWeights:
     source_asked: float = 1.15  # ... and the likelier answer when it does ("Which outlet reported ...?")
     heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
     enumeration: float = 0.6  # one item of a list of names is rarely the single answer
+    apposition: float = 1.25  # the title or role right beside the asked name ("Who is He Weiwen?")
     answer_list: float = 1.2  # the whole list, when the question asks for several ("Which countries ...?")
     doer: float = 1.25  # the name that does what the question asks about ("Who convened ...?")
     sentences_read: int = 6
@@ -162,6 +186,7 @@ class _Asked:
     plural: bool  # asks for several things ("Which countries ...")
     entity: AskedEntity | None  # the kind of name asked for ("Which US official" → person), if it says
     subject: bool  # asks who or what did something ("Who convened ...?"), not whom it was done to
+    describe: bool  # asks who a named person is ("Who is He Weiwen?"): their title or role
 
     @classmethod
     def of(cls, query: Query) -> _Asked:
@@ -174,6 +199,7 @@ class _Asked:
             bool(unit and unit.endswith("s")) or bool(_ASKS_PLURAL.search(query.text)),
             asked_entity(query.text, unit),
             not _ASKS_OBJECT.search(query.text),
+            bool(WHO_IS_NAME.match(query.text)),
         )
 
 
@@ -320,6 +346,8 @@ class HeuristicReader:
                 factor *= entity_fit(q.entity, text[whole.start : whole.end])  # "Which official": a person
             if kind == "phrase":
                 factor *= 0.9 if len(cterms) > 1 else 0.7  # a lone common word is rarely the answer
+                if q.describe and beside_name(text, cand.start, cand.end, match_spans):
+                    factor *= self.w.apposition  # 'He Weiwen, a senior fellow at ...', 'Interior Secretary Doug Burgum'
             if kind == "date" and not date_fits_unit(ctext, unit):
                 factor *= 0.8  # "On which weekday ...": 'this week' fits less than 'Sunday'
             if kind == "number" and not number_fits_unit(ctext, unit):
