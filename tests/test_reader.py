@@ -46,6 +46,7 @@ from rag.types import Answer, Citation
         ("Describe the deal.", ("sentence", None)),
         # who someone named is: their role, a phrase
         ("Who is He Weiwen?", ("phrase", None)),
+        ("What is the G7?", ("phrase", None)),
         ("Who is the spokesman?", ("name", None)),
     ],
 )
@@ -284,3 +285,4 @@ def test_beside_name_finds_appositions_and_titles() -> None:
     assert not beside(s, "said so", "Weiwen")
     assert beside("US Interior Secretary Doug Burgum said it.", "US Interior Secretary", "Doug")
     assert beside("The US Secretary of State, Marco Rubio, is convening.", "US Secretary of State", "Marco")
+    assert beside("Lynas is a rare earths miner.", "rare earths miner", "Lynas")

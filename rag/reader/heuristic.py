@@ -23,7 +23,7 @@ from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_prediction
 from rag.reader.entities import AskedEntity, asked_entity, entity_fit
 from rag.reader.quantities import date_fits_unit, number_fits_unit
 from rag.reader.spans import (
-    WHO_IS_NAME,
+    DESCRIBE_NAME,
     AnswerType,
     Candidate,
     build_lexicon,
@@ -72,6 +72,7 @@ def acts_on_question(sentence: str, start: int, end: int, positions: Sequence[tu
 
 
 _APPOSITION_AFTER = re.compile(r"\s*,\s*(?:(?:a|an|the)\s+)?")
+_COPULA_AFTER = re.compile(r"\s+(?:is|was|are|were)\s+(?:(?:a|an|the)\s+)?")
 _TITLE_BEFORE = re.compile(r",?\s+")
 
 
@@ -81,6 +82,9 @@ def beside_name(sentence: str, start: int, end: int, positions: Sequence[tuple[i
     for s, e in positions:
         if e <= start and _APPOSITION_AFTER.fullmatch(sentence, e, start) and sentence[e : e + 1] == ",":
             return True
+        if e <= start and _COPULA_AFTER.fullmatch(sentence, e, start):
+            return True  # 'Rare Earth Exchanges is a ...'
+
         if s >= end and _TITLE_BEFORE.fullmatch(sentence, end, s):
             return True
     return False
@@ -186,7 +190,7 @@ class _Asked:
     plural: bool  # asks for several things ("Which countries ...")
     entity: AskedEntity | None  # the kind of name asked for ("Which US official" → person), if it says
     subject: bool  # asks who or what did something ("Who convened ...?"), not whom it was done to
-    describe: bool  # asks who a named person is ("Who is He Weiwen?"): their title or role
+    describe: bool  # asks what a named person or thing is ("Who is He Weiwen?"): their role, its kind
 
     @classmethod
     def of(cls, query: Query) -> _Asked:
@@ -199,7 +203,7 @@ class _Asked:
             bool(unit and unit.endswith("s")) or bool(_ASKS_PLURAL.search(query.text)),
             asked_entity(query.text, unit),
             not _ASKS_OBJECT.search(query.text),
-            bool(WHO_IS_NAME.match(query.text)),
+            bool(DESCRIBE_NAME.match(query.text)),
         )
 
 

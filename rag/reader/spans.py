@@ -50,11 +50,14 @@ _DATE_HEADS = frozenset("year month day weekday date week time period decade cen
 _NUMBER_HEADS = frozenset("amount number percentage percent share figure quantity size price value total".split())
 
 
-WHO_IS_NAME = re.compile(r"\s*(?i:who\s+(?:is|was))\s+(?:[A-Z][\w.'’\-]*\s*)+\??\s*$")  # a name only
+# "Who is He Weiwen?", "What is Rare Earth Exchanges?": asks what a named thing is (its role or kind)
+DESCRIBE_NAME = re.compile(r"\s*(?i:(?:who|what)\s+(?:is|was|are|were)(?:\s+the)?)\s+(?:[A-Z][\w.'’\-]*\s*)+\??\s*$")
 
 
 def question_type(question: str) -> tuple[AnswerType, str | None]:
     """Classify a question; also return the head noun after what/which/how many (the expected unit)."""
+    if DESCRIBE_NAME.match(question):
+        return "phrase", None  # "Who is He Weiwen?": a description ('a senior fellow at ...'), not a name
     q = question.strip().lower().replace("’", "'")
     toks = re.findall(r"[a-z0-9']+", q)
     if not toks:
@@ -76,8 +79,6 @@ def question_type(question: str) -> tuple[AnswerType, str | None]:
                 unit = "money"  # "How much money ...", "How much did it cost?": an amount of currency
             return "number", unit
         if t in {"who", "whom", "whose"}:
-            if WHO_IS_NAME.match(question):
-                return "phrase", None  # "Who is He Weiwen?": a description ('a senior fellow at ...'), not a name
             return "name", None
         if t == "when":
             return "date", None
