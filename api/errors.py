@@ -38,6 +38,8 @@ def unavailable_detail(exc: RagError | str) -> str:
 
 # ------------------------------------------------------------------------------------ 422 details
 _EXAMPLE = '{"question": "...", "top_k": 3}'
+# pydantic error types for a body that is not a JSON object
+_NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -58,7 +60,7 @@ def describe_validation_errors(errors: Sequence[dict[str, Any]]) -> str:
             pos = loc[1] if len(loc) > 1 else "?"
             reason = (err.get("ctx") or {}).get("error", "syntax error")
             out.append(f"the request body is not valid JSON ({reason} at character {pos})")
-        elif kind in ("model_attributes_type", "dict_type", "model_type") and _field(loc) == "body":
+        elif kind in _NOT_AN_OBJECT and _field(loc) == "body":
             out.append(f"the request body must be a JSON object like {_EXAMPLE}")
         elif kind == "missing" and _field(loc) == "body":
             out.append(f"the request body is missing; send a JSON object like {_EXAMPLE}")
@@ -88,7 +90,7 @@ def _not_json_content_type(request: Request, errors: Sequence[dict[str, Any]]) -
     media = ctype.split(";", 1)[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         return None
-    if not any(e.get("type") in ("model_attributes_type", "dict_type", "model_type") for e in errors):
+    if not any(e.get("type") in _NOT_AN_OBJECT for e in errors):
         return None
     got = f"it was {ctype!r}" if ctype else "none was sent"
     return (

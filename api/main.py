@@ -34,10 +34,9 @@ def load_pipeline(settings: Settings, *, build_if_missing: bool = True) -> Pipel
     log.info("loading the index in %s and the embedding model ...", settings.index_dir)
     pipeline = Pipeline.from_settings(settings, build_if_missing=build_if_missing)
     log.info("loaded in %.1f s", time.perf_counter() - t0)
-    if pipeline.index is not None:
-        warning = staleness_warning(pipeline.index, settings, settings.index_dir)
-        if warning:
-            log.warning("%s", warning)
+    warning = staleness_warning(pipeline.index, settings, settings.index_dir)
+    if warning:
+        log.warning("%s", warning)
     return pipeline
 
 

@@ -121,10 +121,9 @@ def _warn_if_stale(pipeline: Pipeline, settings: Settings) -> None:
     """One warning line when indexed files changed on disk since the index was built."""
     from rag.freshness import staleness_warning
 
-    if pipeline.index is not None:
-        warning = staleness_warning(pipeline.index, settings, settings.index_dir)
-        if warning:
-            click.secho(f"warning: {warning}", fg="yellow", err=True)
+    warning = staleness_warning(pipeline.index, settings, settings.index_dir)
+    if warning:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
 
 
 def _highlight(quote: str, start: int, end: int) -> str:

@@ -9,12 +9,12 @@ touched is not reported).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from rag.config import Settings
+from rag.corpus import sha256_text
 from rag.manifest import DocumentInfo
 from rag.store import IndexData, update_command
 
@@ -28,8 +28,9 @@ class Staleness(NamedTuple):
 
 
 def _text_sha256(path: Path) -> str | None:
+    """The file's text hashed as when it was indexed (:func:`rag.corpus.sha256_text`), None if unreadable."""
     try:
-        return hashlib.sha256(path.read_text(encoding="utf-8").encode("utf-8")).hexdigest()
+        return sha256_text(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -82,7 +83,9 @@ def describe(stale: Staleness, reindex: str, shown: int = 3) -> str:
     )
 
 
-def staleness_warning(index: IndexData, settings: Settings, index_dir: Path) -> str | None:
-    """The warning line for a loaded index whose documents changed on disk since, or None."""
+def staleness_warning(index: IndexData | None, settings: Settings, index_dir: Path) -> str | None:
+    """The warning line for a loaded index whose documents changed on disk since, or None (also for none)."""
+    if index is None:
+        return None
     stale = stale_documents(index.manifest.documents)
     return describe(stale, update_command(index.manifest, settings, index_dir)) if stale else None

@@ -29,6 +29,7 @@ from rag.reader.spans import (
     build_lexicon,
     candidates,
     enumeration_spans,
+    is_plural,
     question_type,
 )
 from rag.retrieval import Query
@@ -84,7 +85,6 @@ def beside_name(sentence: str, start: int, end: int, positions: Sequence[tuple[i
             return True
         if e <= start and _COPULA_AFTER.fullmatch(sentence, e, start):
             return True  # 'Rare Earth Exchanges is a ...'
-
         if s >= end and _TITLE_BEFORE.fullmatch(sentence, end, s):
             return True
     return False
@@ -309,7 +309,7 @@ class HeuristicReader:
         heading = is_heading(text)
         cands = candidates(text, kind, unit, self.lexicon)
         lists: dict[Candidate, str] = {}  # a list of names, for a question that asks for several -> its first
-        if kind in ("name", "place") and unit and unit.endswith("s") and not unit.endswith("ss"):  # "which countries"
+        if kind in ("name", "place") and unit and is_plural(unit):  # "Which countries ...?"
             for s, e in enumeration_spans(text, [(c.start, c.end) for c in cands]):
                 first = next(c for c in cands if c.start == s)
                 lists[Candidate(s, e, kind)] = text[first.start : first.end]

@@ -54,6 +54,11 @@ _NUMBER_HEADS = frozenset("amount number percentage percent share figure quantit
 DESCRIBE_NAME = re.compile(r"\s*(?i:(?:who|what)\s+(?:is|was|are|were)(?:\s+the)?)\s+(?:[A-Z][\w.'’\-]*\s*)+\??\s*$")
 
 
+def is_plural(noun: str) -> bool:
+    """A regular plural ('countries', 'magnets'; not 'press')."""
+    return noun.endswith("s") and not noun.endswith("ss")
+
+
 def question_type(question: str) -> tuple[AnswerType, str | None]:
     """Classify a question; also return the head noun after what/which/how many (the expected unit)."""
     if DESCRIBE_NAME.match(question):
@@ -72,7 +77,7 @@ def question_type(question: str) -> tuple[AnswerType, str | None]:
                         break
                     if j == 0:
                         unit = w  # 'How many people attended': no plural in -s
-                    if w.endswith("s") and not w.endswith("ss"):
+                    if is_plural(w):
                         unit = w
                         break
             if nxt == "much" and _MONEY_WORDS.intersection(toks):
