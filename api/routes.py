@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 
 from api.deps import IndexDep, PipelineDep, StateDep
 from api.models import AskRequest, AskResponse, DocumentInfo, DocumentText, ErrorResponse, HealthResponse
+from api.page import asset_response
 from rag.errors import InvalidQuestion
 
 router = APIRouter()
@@ -74,3 +75,20 @@ def get_document(doc_id: str, index: IndexDep) -> DocumentText:
     return DocumentText(
         doc_id=doc.doc_id, chars=len(doc.text), bytes=utf8_size(doc.text), sha256=doc.sha256, text=doc.text
     )
+
+
+# ------------------------------------------------------------------------------------ the web page
+# Fixed routes for the three files of the page (api/static/); no route takes a file name.
+@router.get("/", include_in_schema=False)
+def page() -> Response:
+    return asset_response("index.html")
+
+
+@router.get("/static/app.js", include_in_schema=False)
+def page_script() -> Response:
+    return asset_response("app.js")
+
+
+@router.get("/static/app.css", include_in_schema=False)
+def page_style() -> Response:
+    return asset_response("app.css")

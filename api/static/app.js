@@ -1,0 +1,459 @@
+// The page at "/": ask a question, read the answers, open any citation in its document.
+//
+// Plain JavaScript, no build step, nothing fetched but this server's own JSON API (POST /ask,
+// GET /documents/{id}, GET /health). Every question, answer, quote, document id and document text is
+// inserted as text (textContent, Text nodes), never parsed as HTML.
+//
+// State lives in the URL so a view can be shared, bookmarked and reloaded:
+//   /?q=QUESTION&k=N                       the answers (k is omitted when it is the default, 3)
+//   ...#doc=ID&start=S&end=E&also=S-E,...  a document, the citation S..E scrolled to, the other places
+//                                          of the same answer in that document highlighted too
+// Offsets are the API's: Python code point indices (a character outside the BMP, e.g. an emoji, is one
+// code point but two UTF-16 units in a JavaScript string; utf16Offsets converts).
+"use strict";
+
+(() => {
+  const DEFAULT_K = 3;
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    form: $("ask"), q: $("q"), k: $("k"), submit: $("submit"),
+    status: $("status"), error: $("error"),
+    results: $("results"), resultsTitle: $("results-title"), noAnswer: $("no-answer"), answers: $("answers"),
+    doc: $("doc"), back: $("back"), prev: $("prev-mark"), next: $("next-mark"),
+    docTitle: $("doc-title"), docMeta: $("doc-meta"), docText: $("doc-text"), corpus: $("corpus"),
+  };
+
+  let result = null;          // {key, body}: the answers on show
+  let asking = null;          // AbortController of the request in flight
+  let askingKey = null;       // and the [question, top_k] it asks
+  let docToken = 0;           // drops document responses that arrive after the user moved on
+  const docCache = new Map(); // doc id -> {doc_id, chars, text}; a few, most recent last
+  let marks = [];             // <mark> elements of the document view
+  let current = 0;            // index into marks of the citation in focus
+  let openedFromResults = false;
+  let returnFocus = null;     // the citation link that opened the document view
+  let routed = null;          // the URL last shown, so popstate + hashchange route once
+
+  // ------------------------------------------------------------------------------------ offsets
+  const SURROGATES = /[\uD800-\uDFFF]/;
+
+  /** UTF-16 indices into `text` of the code point offsets `cps` (any order; clamped to the end). */
+  function utf16Offsets(text, cps) {
+    if (!SURROGATES.test(text)) return cps.map((c) => Math.min(c, text.length));
+    const order = cps.map((c, i) => [c, i]).sort((a, b) => a[0] - b[0]);
+    const out = new Array(cps.length);
+    let cp = 0;
+    let u = 0;
+    for (const [target, i] of order) {
+      while (cp < target && u < text.length) {
+        const hi = text.charCodeAt(u);
+        const pair = hi >= 0xd800 && hi <= 0xdbff && u + 1 < text.length &&
+          (text.charCodeAt(u + 1) & 0xfc00) === 0xdc00;
+        u += pair ? 2 : 1;
+        cp += 1;
+      }
+      out[i] = u;
+    }
+    return out;
+  }
+
+  /**
+   * `text` as a fragment of Text nodes and <mark> elements, one mark per span ({start, end, focus}, code
+   * point offsets; overlapping spans merge). A few nodes whatever the length of the text.
+   */
+  function highlighted(text, spans) {
+    const flat = utf16Offsets(text, spans.flatMap((s) => [s.start, s.end]));
+    const units = spans
+      .map((s, i) => ({ start: flat[2 * i], end: flat[2 * i + 1], focus: Boolean(s.focus) }))
+      .filter((s) => s.end > s.start)
+      .sort((a, b) => a.start - b.start || b.end - a.end);
+    const merged = [];
+    for (const s of units) {
+      const last = merged[merged.length - 1];
+      if (last && s.start < last.end) {
+        last.end = Math.max(last.end, s.end);
+        last.focus = last.focus || s.focus;
+      } else {
+        merged.push({ ...s });
+      }
+    }
+    const fragment = document.createDocumentFragment();
+    const made = [];
+    let pos = 0;
+    for (const s of merged) {
+      if (s.start > pos) fragment.append(text.slice(pos, s.start)); // a string becomes a Text node
+      const mark = document.createElement("mark");
+      mark.textContent = text.slice(s.start, s.end);
+      if (s.focus) mark.classList.add("focus");
+      fragment.append(mark);
+      made.push(mark);
+      pos = s.end;
+    }
+    if (pos < text.length) fragment.append(text.slice(pos));
+    return { fragment, marks: made };
+  }
+
+  // ------------------------------------------------------------------------------------ small helpers
+  function make(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch {
+      return null;
+    }
+  }
+
+  function setStatus(text, busy = false) {
+    ui.status.textContent = text;
+    ui.status.classList.toggle("busy", busy);
+  }
+
+  function clearError() {
+    ui.error.hidden = true;
+    ui.error.replaceChildren();
+  }
+
+  /** Show what went wrong (`what`: ask, document, health); `status` 0 means the server could not be reached. */
+  function showError(status, body, what) {
+    const detail = body && typeof body.detail === "string" ? body.detail : "";
+    let title;
+    let hint = "";
+    if (status === 0) {
+      title = "Cannot reach the server.";
+      hint = `Nothing answered at ${location.origin}. Check that \`rag serve\` is still running, then try again.`;
+    } else if (status === 413) {
+      title = "The question is too long to send.";
+    } else if (status === 422) {
+      title = "The question could not be asked.";
+    } else if (status === 503) {
+      title = "Nothing can be answered yet.";
+    } else if (status === 404) {
+      title = what === "document" ? "This document is not in the index." : "Not found.";
+    } else {
+      title = `The server answered with an error (HTTP ${status}).`;
+    }
+    const box = [make("p", "error-title", title)];
+    if (detail) box.push(make("p", "error-detail", detail));
+    if (hint) box.push(make("p", "error-detail", hint));
+    ui.error.replaceChildren(...box);
+    ui.error.dataset.from = what;
+    ui.error.hidden = false;
+  }
+
+  function parseK(raw) {
+    if (raw === null || raw === "") return DEFAULT_K;
+    const n = Number(raw);
+    return Number.isInteger(n) ? n : raw; // not a whole number: sent as is, the API's detail says why
+  }
+
+  function questionUrl(q, k) {
+    const p = new URLSearchParams();
+    p.set("q", q);
+    if (String(k) !== String(DEFAULT_K)) p.set("k", String(k));
+    return `${location.pathname}?${p}`;
+  }
+
+  function docHash(docId, start, end, also) {
+    const p = new URLSearchParams({ doc: docId, start: String(start), end: String(end) });
+    if (also.length) p.set("also", also.map(([s, e]) => `${s}-${e}`).join(","));
+    return `#${p}`;
+  }
+
+  const integer = (s) => (s !== null && /^\d{1,12}$/.test(s) ? Number(s) : null);
+
+  function percent(score) {
+    return `${Math.round(Math.max(0, Math.min(1, score)) * 100)}%`;
+  }
+
+  // ------------------------------------------------------------------------------------ answers
+  async function ask(q, kRaw) {
+    asking?.abort();
+    const controller = new AbortController();
+    const topK = parseK(kRaw);
+    const key = JSON.stringify([q, topK]);
+    asking = controller;
+    askingKey = key;
+    clearError();
+    setStatus("Working… looking for the answer in the documents.", true);
+    ui.submit.classList.add("busy");
+    ui.results.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch("/ask", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ question: q, top_k: topK }),
+        signal: controller.signal,
+      });
+      const body = await readJson(response);
+      if (asking !== controller) return;
+      if (!response.ok || !body || !Array.isArray(body.answers)) {
+        result = null;
+        ui.results.hidden = true;
+        setStatus("");
+        showError(response.ok ? 500 : response.status, body, "ask");
+        return;
+      }
+      result = { key, body };
+      renderAnswers(body);
+      const n = body.answers.length;
+      setStatus(n ? `${n} answer${n === 1 ? "" : "s"}, best first.` : "No answer.");
+      if (!ui.doc.hidden) ui.results.hidden = true; // a shared document link: the answers wait behind it
+    } catch (err) {
+      if (err && err.name === "AbortError") return;
+      if (asking !== controller) return;
+      result = null;
+      ui.results.hidden = true;
+      setStatus("");
+      showError(0, null, "ask");
+    } finally {
+      if (asking === controller) {
+        asking = null;
+        askingKey = null;
+        ui.submit.classList.remove("busy");
+        ui.results.removeAttribute("aria-busy");
+      }
+    }
+  }
+
+  function renderAnswers(body) {
+    ui.resultsTitle.replaceChildren("Answers to ", make("q", "asked", body.question));
+    ui.noAnswer.hidden = body.answers.length > 0;
+    const items = body.answers.map((answer, i) => renderAnswer(answer, i));
+    ui.answers.replaceChildren(...items);
+    ui.results.hidden = false;
+  }
+
+  function renderAnswer(answer, i) {
+    const li = make("li", "answer");
+    const head = make("div", "answer-head");
+    const rank = make("span", "rank", `${i + 1}.`);
+    rank.setAttribute("aria-hidden", "true");
+    const text = make("strong", "answer-text", answer.text);
+    const score = make("span", "score");
+    const meter = document.createElement("meter");
+    meter.min = 0;
+    meter.max = 1;
+    meter.value = answer.score;
+    meter.setAttribute("aria-hidden", "true");
+    const pct = make("span", "pct", `score ${percent(answer.score)}`);
+    pct.title = `score ${answer.score} (0 to 1, higher is surer)`;
+    score.append(meter, pct);
+    head.append(rank, text, score);
+
+    const list = make("ul", "citations");
+    list.setAttribute("aria-label", `Where “${answer.text}” is written`);
+    for (const c of answer.citations) list.append(renderCitation(answer, c));
+    li.append(head, list);
+    return li;
+  }
+
+  function renderCitation(answer, c) {
+    const li = make("li", "citation");
+    const quote = make("blockquote", "quote");
+    const { fragment } = highlighted(c.quote, [{ start: c.start - c.quote_start, end: c.end - c.quote_start }]);
+    quote.append(fragment);
+
+    const source = make("p", "source");
+    const also = answer.citations
+      .filter((o) => o !== c && o.doc_id === c.doc_id)
+      .map((o) => [o.start, o.end]);
+    const link = make("a", "cite");
+    link.href = docHash(c.doc_id, c.start, c.end, also);
+    link.append("Open ", make("span", "doc-id", c.doc_id), make("span", "offsets", ` at ${c.start}–${c.end}`));
+    link.addEventListener("click", () => {
+      openedFromResults = true;
+      returnFocus = link;
+    });
+    source.append(link);
+    li.append(quote, source);
+    return li;
+  }
+
+  // ------------------------------------------------------------------------------------ document view
+  async function loadDocument(docId) {
+    if (docCache.has(docId)) return { ok: true, doc: docCache.get(docId) };
+    const response = await fetch(`/documents/${encodeURIComponent(docId)}`, { headers: { accept: "application/json" } });
+    const body = await readJson(response);
+    if (!response.ok || !body || typeof body.text !== "string") return { ok: false, status: response.ok ? 500 : response.status, body };
+    docCache.set(docId, body);
+    while (docCache.size > 4) docCache.delete(docCache.keys().next().value);
+    return { ok: true, doc: body };
+  }
+
+  async function showDocument(docId, focusSpan, also) {
+    const token = ++docToken;
+    ui.results.hidden = true;
+    ui.doc.hidden = false;
+    ui.back.href = `${location.pathname}${location.search}`;
+    ui.docTitle.replaceChildren("Document ", make("span", "doc-id", docId));
+    ui.docMeta.textContent = "Loading the document…";
+    ui.docText.replaceChildren();
+    ui.prev.hidden = ui.next.hidden = true;
+    marks = [];
+    let loaded;
+    try {
+      loaded = await loadDocument(docId);
+    } catch {
+      loaded = { ok: false, status: 0, body: null };
+    }
+    if (token !== docToken) return;
+    if (!loaded.ok) {
+      ui.docMeta.textContent = "";
+      showError(loaded.status, loaded.body, "document");
+      return;
+    }
+    const doc = loaded.doc;
+    const chars = typeof doc.chars === "number" ? doc.chars : Array.from(doc.text).length;
+    const valid = (span) => Boolean(span) && span[0] !== null && span[1] !== null && span[0] < span[1] && span[1] <= chars;
+    const focusValid = valid(focusSpan);
+    const spans = also.filter(valid).map(([start, end]) => ({ start, end, focus: false }));
+    if (focusValid) spans.unshift({ start: focusSpan[0], end: focusSpan[1], focus: true });
+    const outside = [...(focusSpan ? [focusSpan] : []), ...also].filter((span) => !valid(span));
+
+    const t0 = performance.now();
+    const built = highlighted(doc.text, spans);
+    ui.docText.replaceChildren(built.fragment);
+    marks = built.marks;
+    ui.docText.dataset.renderMs = String(Math.round(performance.now() - t0));
+
+    const parts = [`${chars.toLocaleString("en")} characters.`];
+    if (focusValid) parts.push(`Cited span: characters ${focusSpan[0]}–${focusSpan[1]}.`);
+    if (marks.length > 1) parts.push(`${marks.length} places of this answer are highlighted.`);
+    if (outside.length) {
+      parts.push(`${outside.length} cited span${outside.length > 1 ? "s are" : " is"} outside this document; the index may have changed since the link was made.`);
+    }
+    ui.docMeta.textContent = parts.join(" ");
+    ui.prev.hidden = ui.next.hidden = marks.length < 2;
+    current = Math.max(0, marks.findIndex((m) => m.classList.contains("focus")));
+    if (marks.length) {
+      goToMark(current, openedFromResults);
+    } else {
+      window.scrollTo(0, 0);
+      ui.docTitle.focus({ preventScroll: true });
+    }
+  }
+
+  function goToMark(i, moveFocus = true) {
+    marks.forEach((m) => m.classList.remove("current"));
+    current = (i + marks.length) % marks.length;
+    const mark = marks[current];
+    mark.classList.add("current");
+    mark.tabIndex = -1;
+    mark.scrollIntoView({ block: "center", inline: "nearest" });
+    if (moveFocus) mark.focus({ preventScroll: true });
+  }
+
+  function leaveDocument() {
+    docToken += 1;
+    ui.doc.hidden = true;
+    ui.docText.replaceChildren(); // a large document is not kept in the page
+    marks = [];
+  }
+
+  // ------------------------------------------------------------------------------------ routing
+  function route() {
+    if (location.href === routed) return;
+    routed = location.href;
+    const params = new URLSearchParams(location.search);
+    const q = params.get("q") ?? "";
+    const k = params.get("k");
+    ui.q.value = q;
+    ui.k.value = k ?? String(DEFAULT_K);
+    const hash = new URLSearchParams(location.hash.slice(1));
+    const docId = hash.get("doc");
+
+    const key = JSON.stringify([q, parseK(k)]);
+    if (q !== "" && (!result || result.key !== key) && askingKey !== key) ask(q, k);
+    if (docId !== null) {
+      if (ui.error.dataset.from === "document") clearError();
+      const focusSpan = [integer(hash.get("start")), integer(hash.get("end"))];
+      const also = (hash.get("also") || "").split(",").filter(Boolean).map((p) => p.split("-").map(integer));
+      showDocument(docId, focusSpan[0] === null ? null : focusSpan, also);
+      return;
+    }
+    leaveDocument();
+    if (ui.error.dataset.from === "document") clearError();
+    if (q === "") {
+      result = null;
+      ui.results.hidden = true;
+      clearError();
+      setStatus("");
+      return;
+    }
+    if (result) ui.results.hidden = false;
+    if (returnFocus && returnFocus.isConnected) {
+      returnFocus.focus({ preventScroll: false });
+      returnFocus.scrollIntoView({ block: "center" });
+    }
+    returnFocus = null;
+    openedFromResults = false;
+  }
+
+  function submit(event) {
+    event.preventDefault();
+    const q = ui.q.value;
+    const k = ui.k.value;
+    const url = questionUrl(q, k);
+    if (`${location.pathname}${location.search}${location.hash}` !== url) history.pushState(null, "", url);
+    routed = location.href;
+    leaveDocument();
+    returnFocus = null;
+    openedFromResults = false;
+    ask(q, k);
+  }
+
+  function back(event) {
+    event.preventDefault();
+    if (openedFromResults) {
+      history.back();
+    } else {
+      history.pushState(null, "", `${location.pathname}${location.search}`);
+      route();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------ corpus line
+  async function health() {
+    let response;
+    try {
+      response = await fetch("/health", { headers: { accept: "application/json" } });
+    } catch {
+      if (ui.error.hidden) showError(0, null, "health");
+      return;
+    }
+    const body = await readJson(response);
+    if (response.ok && body) {
+      ui.corpus.textContent = `Answers come from ${body.documents} indexed document${body.documents === 1 ? "" : "s"} ` +
+        `(${body.chunks} passages, model ${body.model}).`;
+    } else if (ui.error.hidden && !asking) {
+      showError(response.status, body, "health");
+    }
+  }
+
+  // ------------------------------------------------------------------------------------ start
+  ui.form.addEventListener("submit", submit);
+  ui.back.addEventListener("click", back);
+  ui.prev.addEventListener("click", () => goToMark(current - 1));
+  ui.next.addEventListener("click", () => goToMark(current + 1));
+  window.addEventListener("popstate", route);
+  window.addEventListener("hashchange", route);
+  document.addEventListener("keydown", (event) => {
+    const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
+    if (event.key === "/" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      event.preventDefault();
+      ui.q.focus();
+      ui.q.select();
+    } else if (event.key === "Escape" && !typing && !ui.doc.hidden) {
+      back(event);
+    }
+  });
+  route();
+  health();
+  if (!ui.q.value && ui.doc.hidden) ui.q.focus();
+})();
