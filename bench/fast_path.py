@@ -1,5 +1,8 @@
 """The fast-path benchmark (issue 5): every figure in one run, with the targets beside them.
 
+It measures the fastest path, the heuristic reader (RAG_READER=heuristic); bench/learned_reader.py
+measures the default learned reader against its own targets.
+
     python bench/fast_path.py [--index-dir index] [--squad ../shared/data/squad2-dev-half.json]
 
 Prints: cold `rag ask` wall time (fresh process, index present), the bare
@@ -28,11 +31,12 @@ sys.path.insert(0, str(ROOT))
 QUESTION = "Who opposed the price floor?"
 
 
-def wall(cmd: list[str], runs: int) -> float:
+def wall(cmd: list[str], runs: int, env_extra: dict[str, str] | None = None) -> float:
     times = []
+    env = {**os.environ, **(env_extra or {})}
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -48,14 +52,25 @@ def questions() -> list[str]:
     return [json.loads(line)["question"] for line in gold.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def http_latency(index_dir: Path, rounds: int, between: Callable[[], None]) -> tuple[float, float, float]:
-    """p50, p95 (ms) and requests/s of sequential POST /ask over the gold questions, against `rag serve`.
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def http_latency(
+    index_dir: Path, rounds: int, between: Callable[[], None], env_extra: dict[str, str] | None = None
+) -> tuple[float, float, float, float]:
+    """p50, p95 (ms), requests/s of sequential POST /ask over the gold questions against `rag serve`, and
+    the server's resident memory (MB) after the last round.
 
     ``between`` runs after each round, with the server idle: the embedding floor is timed there, so both
     figures see the same drift of a shared machine's speed.
     """
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     server = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--index-dir", str(index_dir)],
         cwd=ROOT,
@@ -95,11 +110,12 @@ def http_latency(index_dir: Path, rounds: int, between: Callable[[], None]) -> t
             total += time.perf_counter() - t_round
             between()
         conn.close()
+        rss = rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
     lat.sort()
-    return statistics.median(lat), lat[int(0.95 * (len(lat) - 1))], len(lat) / total
+    return statistics.median(lat), lat[int(0.95 * (len(lat) - 1))], len(lat) / total, rss
 
 
 def bulk_rate(embedder, texts: list[str]) -> float:  # noqa: ANN001
@@ -132,7 +148,11 @@ def main() -> None:
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", "rag", "api"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
     )
-    cold = wall([sys.executable, "-m", "rag.cli", "ask", QUESTION, "--index-dir", str(args.index_dir)], args.runs)
+    cold = wall(
+        [sys.executable, "-m", "rag.cli", "ask", QUESTION, "--index-dir", str(args.index_dir)],
+        args.runs,
+        {"RAG_READER": "heuristic"},
+    )
     imp = wall([sys.executable, "-c", "import sentence_transformers"], max(3, args.runs // 2))
     emb_times: list[float] = []
 
@@ -144,7 +164,9 @@ def main() -> None:
 
     time_embeddings()  # warm
     emb_times.clear()
-    p50, p95, rps = http_latency(args.index_dir, rounds=args.rounds, between=time_embeddings)
+    p50, p95, rps, _rss = http_latency(
+        args.index_dir, rounds=args.rounds, between=time_embeddings, env_extra={"RAG_READER": "heuristic"}
+    )
     one_embed = statistics.median(emb_times)
 
     chunks = [c.text for c in load_index(args.index_dir, s).chunks]

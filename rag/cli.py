@@ -335,6 +335,15 @@ def _evaluate(s, items, source: Path, split: str, out: Path, baselines: bool, sw
             click.echo("  " + "  ".join(f"{t:.2f}:{f * 100:.1f}" for t, f in curve[20:81:5]))
 
 
+def _register_training() -> None:
+    from rag.train.cli import train_reader
+
+    app.add_command(train_reader)
+
+
+_register_training()
+
+
 def main() -> None:
     _setup_logging()
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 EmbeddingBackend = Literal["auto", "onnx", "torch"]
 FaissKind = Literal["flat", "hnsw", "ivf"]
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
-ReaderKind = Literal["heuristic", "hf"]
+ReaderKind = Literal["learned", "heuristic", "hf"]
 
 
 class Settings(BaseSettings):
@@ -64,7 +64,27 @@ class Settings(BaseSettings):
     )
 
     # Reading
-    reader: ReaderKind = "heuristic"
+    reader: ReaderKind = Field(
+        "heuristic",
+        description="learned (the shipped fine-tuned MiniLM reader, ONNX Runtime), heuristic (rules, fastest), "
+        "or hf (any local Hugging Face QA model, with RAG_HF_READER_MODEL).",
+    )
+    learned_reader_model: Path | None = Field(
+        None, description="Directory of a learned reader model (rag train-reader --out); default: the shipped one."
+    )
+    reader_base_model: str = Field(
+        BUNDLED_MODEL, description="Encoder the learned reader was trained from; supplies its embedding table."
+    )
+    learned_windows: int = Field(
+        4, ge=1, le=32, description="Sentence windows (a sentence and its neighbours) the learned reader reads."
+    )
+    learned_abstain_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Learned reader: answers whose calibrated probability of being right is below this are "
+        "withheld. Chosen on SQuAD 2.0 validation (squad2-dev-half.json), see rag/models/reader/README.md.",
+    )
     hf_reader_model: str | None = Field(None, description="Local path of a SQuAD-trained QA model (reader=hf).")
     hf_max_length: int = Field(
         384, ge=32, le=4096, description="Tokens per model window (question + passage), reader=hf."

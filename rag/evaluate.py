@@ -21,6 +21,7 @@ from rag.types import Hit, Result
 
 RECALL_K = 5
 FULL = "hybrid + reader (full)"
+HEURISTIC = "hybrid + heuristic reader"
 
 log = logging.getLogger("rag.evaluate")
 
@@ -85,12 +86,31 @@ def variants(p: Pipeline) -> dict[str, Pipeline]:
     docs = {d: doc.text for d, doc in p.index.documents.items()}
     return {
         FULL: clone(with_searcher(HybridRetriever(dense, lexical, rrf_k))),
+        **other_readers(p),
         "bm25 + reader": clone(with_searcher(lexical)),
         "dense + reader": clone(with_searcher(dense)),
         "hybrid + first sentence (naive)": clone(
             with_searcher(HybridRetriever(dense, lexical, rrf_k)), FirstSentenceReader(docs)
         ),
         "always abstain (reference)": clone(reader=AbstainReader()),
+    }
+
+
+def other_readers(p: Pipeline) -> dict[str, Pipeline]:
+    """The heuristic reader beside the learned one (same retrieval), so both are always reported together."""
+    ranker = getattr(p.reader, "ranker", None)
+    if ranker is None:
+        return {}
+    return {
+        HEURISTIC: Pipeline(
+            p.retriever,
+            ranker,
+            p.embedder,
+            index=p.index,
+            retrieve_k=p.retrieve_k,
+            top_k=p.top_k,
+            max_question_chars=p.max_question_chars,
+        )
     }
 
 
@@ -131,7 +151,7 @@ def run(
     """
     if pipeline.index is not None:
         unknown_doc_ids(items, pipeline.index.documents)
-    systems = variants(pipeline) if with_baselines else {FULL: pipeline}
+    systems = variants(pipeline) if with_baselines else {FULL: pipeline, **other_readers(pipeline)}
     runs = {name: VariantRun(name) for name in systems}
     open_reader = copy.copy(pipeline.reader)
     if hasattr(open_reader, "threshold"):

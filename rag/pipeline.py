@@ -127,4 +127,9 @@ def make_reader(settings: Settings, index: IndexData, bm25: BM25Retriever) -> Re
         return HFReader.from_settings(settings, index)
     from rag.reader.heuristic import HeuristicReader
 
-    return HeuristicReader(index, bm25.idf, bm25.default_idf, threshold=settings.abstain_threshold)
+    heuristic = HeuristicReader(index, bm25.idf, bm25.default_idf, threshold=settings.abstain_threshold)
+    if settings.reader == "learned":
+        from rag.reader.learned import LearnedReader
+
+        return LearnedReader.from_settings(settings, index, ranker=heuristic)
+    return heuristic

@@ -16,6 +16,7 @@ the line or item, and what to fix.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -131,8 +132,15 @@ def gold_item_from_dict(obj: Any, where: str = "gold item") -> GoldItem:
 
 
 def _read_text(path: Path, what: str, example: str) -> str:
+    """The file's text; a gzip-compressed file (``.gz``, SQuAD files often come so) is decompressed."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as exc:
+                raise GoldFormatError(f"{path}: a damaged gzip file ({exc}); copy it again.") from None
+        return raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise GoldFormatError(f"{what} not found: {path}. Pass an existing file, e.g. {example}.") from None
     except IsADirectoryError:

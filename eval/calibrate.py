@@ -1,0 +1,204 @@
+"""Fit the learned reader's score calibration and abstention threshold on SQuAD 2.0 validation.
+
+Run from the repository root:
+
+    python eval/calibrate.py --squad ../shared/data/squad2-dev-half.json
+
+1. Indexes the file's paragraphs as an open corpus (``--index-dir``, reused when it holds them) and asks
+   every question with the learned reader, uncalibrated and with no abstention; the top answer's raw score
+   and F1 go to ``<out>/raw.jsonl`` (``--reuse`` skips this step and re-reads that file).
+2. Splits the questions by article into halves A and B (alternating sorted titles). On A it fits a
+   logistic calibration of the raw score and the sentence ranking score (a shown answer is *right* when its
+   F1 >= 0.5) and the threshold that maximises SQuAD 2.0 F1;
+   on B it checks them: expected calibration error, a reliability table and F1 at that threshold.
+3. Writes the fit to ``<model>/calibration.json`` (tied to the model file's sha256) and a report to
+   ``<out>/calibration.md``. The threshold is a setting (``learned_abstain_threshold`` in rag/config.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.metrics import f1  # noqa: E402
+from rag.reader import calibration as cal  # noqa: E402
+
+
+def answer_all(squad: Path, index_dir: Path | None, model: Path | None, out: Path) -> list[dict]:
+    import tempfile
+
+    from rag.config import Settings
+    from rag.embedding import load_embedder
+    from rag.pipeline import Pipeline
+    from rag.squad import check_squad_index_dir, load_squad, write_corpus
+    from rag.store import build_index, load_index
+
+    docs, items = load_squad(squad)
+    article_of = article_titles(squad)
+    work = Path(tempfile.mkdtemp(prefix="rag-calibrate-"))
+    corpus = write_corpus(docs, work / "corpus")
+    index_dir = index_dir or work / "index"
+    s = Settings(corpus_dir=corpus, index_dir=index_dir, reader="learned", learned_reader_model=model)
+    s = s.model_copy(update={"learned_abstain_threshold": 0.0})
+    try:
+        check_squad_index_dir(index_dir, [d for d, _ in docs])
+        load_index(index_dir, s)
+    except Exception:  # noqa: BLE001 - no usable index of these paragraphs yet: build one
+        build_index([corpus], s, index_dir, lambda: load_embedder(s), progress=True)
+    pipeline = Pipeline.from_settings(s)
+    pipeline.reader.model.calibration = None  # raw scores
+    rows = []
+    t0 = time.perf_counter()
+    for n, item in enumerate(items, 1):
+        result = pipeline.ask(item.question, top_k=1)
+        top = result.answers[0] if result.answers else None
+        rows.append(
+            {
+                "id": item.id,
+                "article": article_of.get(item.id, ""),
+                "answerable": bool(item.answers),
+                "text": top.text if top else None,
+                "raw": top.score if top else 0.0,
+                "rank": float(top.extra.get("ranker_score", 0.0)) if top else 0.0,
+                "f1": f1(top.text if top else None, list(item.answers)) if item.answers else 0.0,
+            }
+        )
+        if n % 500 == 0:
+            print(f"{n}/{len(items)} questions, {(time.perf_counter() - t0) / n * 1000:.1f} ms each", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "raw.jsonl", "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    return rows
+
+
+def article_titles(squad: Path) -> dict[str, str]:
+    """Question id -> its article's title (unanswerable questions name no document, so read the file)."""
+    import gzip
+
+    raw = squad.read_bytes()
+    data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)["data"]
+    return {qa["id"]: art.get("title", "") for art in data for p in art["paragraphs"] for qa in p["qas"]}
+
+
+def halves(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    articles = sorted({r["article"] for r in rows})
+    a_set = set(articles[0::2])
+    return [r for r in rows if r["article"] in a_set], [r for r in rows if r["article"] not in a_set]
+
+
+def summary(rows: list[dict], scores: list[float], t: float) -> dict:
+    right = [r["answerable"] and r["f1"] >= cal.RIGHT_F1 for r in rows]
+    ans = [r for r, s in zip(rows, scores) if r["answerable"]]
+    shown = [s >= t for s in scores]
+    return {
+        "questions": len(rows),
+        "f1": 100 * cal.overall_f1(scores, [r["f1"] for r in rows], [r["answerable"] for r in rows], t),
+        "f1_answerable_if_always_answering": 100 * sum(r["f1"] for r in ans) / max(1, len(ans)),
+        "abstains_on_unanswerable": 100
+        * sum(not sh for r, sh in zip(rows, shown) if not r["answerable"])
+        / max(1, sum(not r["answerable"] for r in rows)),
+        "false_abstention": 100 * sum(not sh for r, sh in zip(rows, shown) if r["answerable"]) / max(1, len(ans)),
+        "ece_all_top_answers": cal.expected_calibration_error(scores, right),
+        "ece_shown_answers": cal.expected_calibration_error(
+            [s for s, sh in zip(scores, shown) if sh], [x for x, sh in zip(right, shown) if sh]
+        ),
+    }
+
+
+def features(rows: list[dict]):  # noqa: ANN201 - a numpy array
+    """logit(raw score) and the sentence ranking score of each top answer (what Calibration combines)."""
+    import numpy as np
+
+    raw = np.clip(np.array([r["raw"] for r in rows], dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.column_stack([np.log(raw / (1 - raw)), [r.get("rank", 0.0) for r in rows]])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--squad", type=Path, required=True, help="SQuAD 2.0 validation file (never a test file).")
+    ap.add_argument("--index-dir", type=Path, help="Index of its paragraphs (built if missing).")
+    ap.add_argument("--model", type=Path, help="Reader model directory (default: the shipped one).")
+    ap.add_argument("--out", type=Path, default=ROOT / "eval" / "runs" / "calibration")
+    ap.add_argument("--reuse", action="store_true", help="Re-fit from <out>/raw.jsonl without answering again.")
+    args = ap.parse_args()
+
+    from rag.reader.learned_model import CALIBRATION, MANIFEST, MODEL_FILE, PACKAGED, Calibration
+
+    model = args.model or PACKAGED
+    if args.reuse:
+        rows = [json.loads(line) for line in open(args.out / "raw.jsonl", encoding="utf-8")]
+    else:
+        rows = answer_all(args.squad, args.index_dir, args.model, args.out)
+    a_rows, b_rows = halves(rows)
+    right_a = [r["answerable"] and r["f1"] >= cal.RIGHT_F1 for r in a_rows]
+    a, c, b = (float(x) for x in cal.fit_logistic(features(a_rows), right_a))
+    fitted = Calibration(a, b, c)
+
+    def calibrated(rs: list[dict]) -> list[float]:
+        return [fitted(r["raw"], r.get("rank", 0.0)) for r in rs]
+
+    s_a, s_b = calibrated(a_rows), calibrated(b_rows)
+    t, f1_a = cal.best_threshold(s_a, [r["f1"] for r in a_rows], [r["answerable"] for r in a_rows])
+    right_b = [r["answerable"] and r["f1"] >= cal.RIGHT_F1 for r in b_rows]
+    report = {
+        "fit_on": "half A",
+        "logistic": {"a": a, "b": b, "c": c},
+        "threshold": t,
+        "half_a": summary(a_rows, s_a, t),
+        "half_b": summary(b_rows, s_b, t),
+        "half_b_raw_ece": cal.expected_calibration_error([r["raw"] for r in b_rows], right_b),
+    }
+    manifest = json.loads((model / MANIFEST).read_text(encoding="utf-8"))
+    (model / CALIBRATION).write_text(
+        json.dumps(
+            {
+                "a": a,
+                "b": b,
+                "c": c,
+                "formula": "sigmoid(a * logit(raw) + c * ranker_score + b)",
+                "model_sha256": manifest["files"][MODEL_FILE]["sha256"],
+                "right": f"top answer F1 >= {cal.RIGHT_F1}",
+                "fitted_on": f"{args.squad.name}, articles of half A ({len(a_rows)} questions)",
+                "suggested_threshold": t,
+                "check_on_half_b": report["half_b"],
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    md = [
+        f"# Learned reader calibration ({args.squad.name})",
+        "",
+        f"Logistic calibration fitted on half A ({len(a_rows)} questions): sigmoid(a·logit(raw) + c·rank + b), "
+        f"a = {a:.3f}, c = {c:.3f}, b = {b:.3f}; "
+        f"threshold {t:.2f} (best SQuAD 2.0 F1 on half A, {100 * f1_a:.1f}).",
+        "",
+        "| | half A (fit) | half B (check) |",
+        "|---|---:|---:|",
+    ]
+    for key in report["half_a"]:
+        md.append(f"| {key} | {report['half_a'][key]:.3f} | {report['half_b'][key]:.3f} |")
+    md += [
+        "",
+        f"Half B, expected calibration error of the raw scores: {report['half_b_raw_ece']:.3f}.",
+        "",
+        "Reliability on half B (all top answers, calibrated):",
+        "",
+        cal.markdown_reliability(cal.reliability(s_b, right_b)),
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "calibration.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    (args.out / "calibration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The learned reader (the default): a fine-tuned MiniLM reads the best sentence windows in one batch.
+
+1. The heuristic reader's sentence ranker (dense similarity of sentence and passage, idf-weighted term
+   overlap, retrieval rank) orders the retrieved sentences; the best ``windows`` distinct ones are read,
+   each with its neighbour on both sides (the windows the model was trained on).
+2. All windows go through the model in one ONNX Runtime call. Per window: the answerability
+   ``p_answer = sigmoid(answer_logit)`` and the best spans with ``p_span = p_start · p_end`` (a softmax
+   over the window's tokens). A span's raw score is ``p_answer · p_span``.
+3. Spans are widened to whole words, mapped to exact document offsets (the quote is the sentence holding
+   the span), copied to every other place where the same sentence occurs, and merged by answer text
+   (:func:`rag.reader.answers.merge_predictions`; agreement across sentences adds up).
+4. The merged score goes through the model's calibration (fitted on validation: among answers shown with
+   score p, about p are right) and answers below ``learned_abstain_threshold`` are withheld.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag.reader.answers import SpanPrediction, merge_predictions
+from rag.reader.qa_windows import batch_arrays, best_window_spans, encode_windows, load_tokenizer
+from rag.retrieval import Query
+from rag.types import Answer, Span
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+    from rag.reader.heuristic import HeuristicReader
+    from rag.reader.learned_model import ReaderSession
+    from rag.store import IndexData
+
+SPANS_PER_WINDOW = 3
+
+
+def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """Grow ``[start, end)`` to whole words (a WordPiece span may stop inside one: 'Müll' of 'Müller')."""
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        end += 1
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def sentence_bounds(sentences: Sequence[Span], start: int, end: int) -> tuple[int, int]:
+    """The sentences that ``[start, end)`` touches (the span itself if it touches none)."""
+    touched = [s for s in sentences if s.start < end and s.end > start]
+    if not touched:
+        return start, end
+    return min(touched[0].start, start), max(touched[-1].end, end)
+
+
+@dataclass(frozen=True)
+class _Window:
+    doc_id: str
+    center: Span  # the ranked sentence
+    rank: float  # its ranking score
+    start: int
+    end: int
+    sentences: tuple[Span, ...]  # the window's sentences (absolute)
+
+
+class LearnedReader:
+    def __init__(
+        self,
+        model: ReaderSession,
+        tokenizer,  # noqa: ANN001 - a tokenizers.Tokenizer
+        index: IndexData,
+        ranker: HeuristicReader,
+        *,
+        threshold: float,
+        windows: int = 4,
+    ) -> None:
+        self.model, self.tokenizer, self.index, self.ranker = model, tokenizer, index, ranker
+        self.docs = {d: doc.text for d, doc in index.documents.items()}
+        self.threshold, self.windows = threshold, windows
+
+    @classmethod
+    def from_settings(cls, settings: Settings, index: IndexData, ranker: HeuristicReader) -> LearnedReader:
+        from rag.reader.learned_model import PACKAGED, base_model_path, load_reader_model
+
+        base = Path(base_model_path(settings.reader_base_model))
+        model = load_reader_model(settings.learned_reader_model or PACKAGED, base, settings.onnx_threads)
+        return cls(
+            model,
+            load_tokenizer(base / "tokenizer.json"),
+            index,
+            ranker,
+            threshold=settings.learned_abstain_threshold,
+            windows=settings.learned_windows,
+        )
+
+    def _windows(self, query: Query, hits: Sequence) -> tuple[list[_Window], dict[str, list[tuple[str, Span]]]]:
+        """The best ``self.windows`` distinct sentences as windows; and every place of each sentence text."""
+        sents = self.ranker._sentences(hits)
+        if not sents:
+            return [], {}
+        scores = self.ranker.score_sentences(query, sents)
+        places: dict[str, list[tuple[str, Span]]] = {}
+        for s in sents:
+            places.setdefault(s.text, []).append((s.doc_id, s.span))
+        out: list[_Window] = []
+        seen: set[str] = set()
+        for i in np.argsort(-scores, kind="stable"):
+            s = sents[int(i)]
+            if s.text in seen:
+                continue
+            seen.add(s.text)
+            spans = self.index.chunks[s.chunk_row].sentences
+            k = next((j for j, sp in enumerate(spans) if sp == s.span), None)
+            around = spans[max(0, k - 1) : k + 2] if k is not None else (s.span,)
+            out.append(_Window(s.doc_id, s.span, float(scores[int(i)]), around[0].start, around[-1].end, tuple(around)))
+            if len(out) >= self.windows:
+                break
+        return out, places
+
+    def predictions(
+        self, query: Query, hits: Sequence, per_window: int = SPANS_PER_WINDOW
+    ) -> tuple[list[SpanPrediction], dict[tuple[str, int, int], float]]:
+        """Raw-scored span predictions at every place they occur (before merging and calibration), and the
+        ranking score of the sentence window each place was read in."""
+        windows, places = self._windows(query, hits)
+        if not windows:
+            return [], {}
+        m = self.model
+        encs = encode_windows(
+            self.tokenizer,
+            query.text,
+            [self.docs[w.doc_id] for w in windows],
+            [(w.start, w.end) for w in windows],
+            m.max_length,
+            m.max_question_tokens,
+        )
+        start, end, answer = m.run_arrays(batch_arrays(encs))
+        p_answer = 1.0 / (1.0 + np.exp(-answer.astype(np.float64)))
+        preds: list[SpanPrediction] = []
+        rank_of: dict[tuple[str, int, int], float] = {}
+        for r, (w, enc) in enumerate(zip(windows, encs)):
+            text = self.docs[w.doc_id]
+            taken: list[tuple[int, int]] = []
+            for i, j, p in best_window_spans(start[r], end[r], enc, m.max_answer_tokens, per_window * 4):
+                s, e = widen_to_words(text, enc.offsets[i][0], enc.offsets[j][1])
+                if s >= e or any(s < te and e > ts for ts, te in taken):
+                    continue
+                taken.append((s, e))
+                score = float(p_answer[r] * p)
+                qs, qe = sentence_bounds(w.sentences, s, e)
+                preds.append(SpanPrediction(w.doc_id, s, e, qs, qe, score))
+                rank_of.setdefault((w.doc_id, s, e), w.rank)
+                if w.center.start <= s and e <= w.center.end:  # the same sentence elsewhere: cite it there too
+                    for doc_id, span in places.get(text[w.center.start : w.center.end], ()):
+                        if (doc_id, span) != (w.doc_id, w.center):
+                            shift = span.start - w.center.start
+                            preds.append(SpanPrediction(doc_id, s + shift, e + shift, span.start, span.end, score))
+                            rank_of.setdefault((doc_id, s + shift, e + shift), w.rank)
+                if len(taken) >= per_window:
+                    break
+        return preds, rank_of
+
+    def read(self, query: Query, hits: Sequence, top_k: int) -> list[Answer]:
+        preds, rank_of = self.predictions(query, hits)
+        raw = merge_predictions(preds, self.docs, max(top_k, 1) + 2, 0.0)
+        cal = self.model.calibration
+        out = []
+        for a in raw:
+            rank = max((rank_of.get((c.doc_id, c.start, c.end), 0.0) for c in a.citations), default=0.0)
+            score = cal(a.score, rank) if cal is not None else a.score
+            if score >= self.threshold:
+                out.append(Answer(a.text, score, a.citations, {"raw_score": a.score, "ranker_score": rank}))
+        return sorted(out, key=lambda a: -a.score)[:top_k]
