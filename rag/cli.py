@@ -242,6 +242,11 @@ def serve(host: str, port: int, index_dir: Path | None, access_log: bool) -> Non
     help="Also run BM25-only, dense-only, the naive first-sentence reader and always-abstain.",
 )
 @click.option("--sweep", is_flag=True, help="Print F1 per abstention threshold (tune on the dev split only).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    help="Ask only N questions, drawn at random with a fixed seed (the corpus stays whole).",
+)
 def eval_(
     gold: Path | None,
     squad: Path | None,
@@ -250,6 +255,7 @@ def eval_(
     out: Path,
     baselines: bool,
     sweep: bool,
+    limit: int | None,
 ) -> None:
     """Evaluate answers against a gold set and print a metrics table.
 
@@ -290,6 +296,11 @@ def eval_(
             items = select_split(load_gold(gold), split)
         if not items:
             _fail(f"no questions to evaluate (split {split!r} is empty)")
+        if limit is not None and limit < len(items):
+            import random
+
+            keep = set(random.Random(13).sample(range(len(items)), limit))
+            items = [it for i, it in enumerate(items) if i in keep]
         _evaluate(s, items, squad or gold, "squad" if squad else split, out, baselines, sweep)
     except RagError as exc:
         _fail(str(exc))

