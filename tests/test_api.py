@@ -10,8 +10,6 @@ import hashlib
 import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -30,6 +28,7 @@ from rag.config import Settings
 from rag.manifest import ChunkingInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.pipeline import clean_question
 from rag.types import Answer, Citation, Document, Result
+from tests.servers import free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -445,12 +444,6 @@ def serve_command() -> list[str]:
     return [sys.executable, "-m", "rag.cli", "serve"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(api_pipeline, api_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """`rag serve` (the console script, else `python -m rag.cli serve`) in a subprocess over the prebuilt
@@ -461,30 +454,8 @@ def live_server(api_pipeline, api_index_dir: Path, tmp_path_factory: pytest.Temp
     env = {**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     cmd = [*serve_command(), "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--index-dir", str(api_index_dir)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not up within 60 s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
+    with running_server(cmd, env, log_path, f"http://127.0.0.1:{port}", timeout=60) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def raw_get(base: str, path: str) -> tuple[int, dict]:

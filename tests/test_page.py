@@ -17,8 +17,6 @@ import json
 import math
 import os
 import re
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from rag.config import Settings
+from tests.servers import free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -225,12 +224,6 @@ def open_tab(browser: Any) -> Iterator[Any]:
 
 
 # ------------------------------------------------------------------------------------------- servers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def rag_serve(index_dir: Path, log_path: Path, *, corpus: Path = SEEDS, ready: int = 200) -> Iterator[str]:
     """``python -m rag.cli serve`` on a free loopback port; yields its base URL once /health answers ``ready``."""
@@ -246,32 +239,9 @@ def rag_serve(index_dir: Path, log_path: Path, *, corpus: Path = SEEDS, ready: i
         "TRANSFORMERS_OFFLINE": "1",
     }
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--index-dir", str(index_dir)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300  # builds the index first when there is none; the CPU may be busy
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"rag serve exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                status = httpx.get(f"{base}/health", timeout=5).status_code
-                if status == ready:
-                    break
-                pytest.fail(f"/health answered {status}, not {ready}:\n{log_path.read_text(errors='replace')}")
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"rag serve not up within 300 s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.25)
+    # builds the index first when there is none; the CPU may be busy
+    with running_server(cmd, env, log_path, f"http://127.0.0.1:{port}", ready=ready, timeout=300) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
