@@ -64,7 +64,7 @@ def rag_eval(*args: str, run: bool = True) -> dict:
 
 def findings(seeds: dict, squad: dict) -> str:
     """A few plain sentences computed from the figures, so they stay true when the report is regenerated."""
-    full, heur, abstain = "hybrid + reader (full)", "hybrid + heuristic reader", "always abstain (reference)"
+    full, heur = "hybrid + reader (full)", "hybrid + heuristic reader"
 
     def pct(v: dict, name: str, key: str) -> str:
         return f"{v[name][key] * 100:.1f}"
@@ -84,11 +84,12 @@ def findings(seeds: dict, squad: dict) -> str:
             f"{pct(squad, heur, 'f1_answerable')}; median latency {seeds[full]['latency_p50_ms']:.1f} ms a question "
             "on the seeds (the heuristic reader's is not measured separately; it costs about 1 ms)."
         )
+    always = squad[full]["unanswerable"] / squad[full]["questions"] * 100  # an abstention is right exactly there
     lines.append(
         f"- Abstention: {pct(seeds, full, 'abstention_unanswerable')}% of unanswerable seed questions and "
         f"{pct(squad, full, 'abstention_unanswerable')}% on SQuAD get no answer, at a false-abstention cost of "
         f"{pct(seeds, full, 'false_abstention_answerable')}% / {pct(squad, full, 'false_abstention_answerable')}%. "
-        f"Always abstaining scores F1 {pct(squad, abstain, 'f1')} on SQuAD against the system's {pct(squad, full, 'f1')}."
+        f"Always abstaining scores F1 {always:.1f} on SQuAD against the system's {pct(squad, full, 'f1')}."
     )
     return "\n".join(lines)
 
