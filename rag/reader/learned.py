@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.reader.answers import SpanPrediction, merge_predictions
+from rag.reader.hf import trim
 from rag.reader.qa_windows import batch_arrays, best_window_spans, encode_windows, load_tokenizer
 from rag.retrieval import Query
 from rag.types import Answer, Span
@@ -42,11 +43,7 @@ def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
         start -= 1
     while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
         end += 1
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
+    return trim(text, start, end)
 
 
 def sentence_bounds(sentences: Sequence[Span], start: int, end: int) -> tuple[int, int]:
