@@ -43,6 +43,9 @@ class Citation(BaseModel):
     quote: str
     quote_start: int
     quote_end: int
+    page: int | None = Field(
+        None, description="Page (1-based) the answer is on, for paged documents (PDF); absent for others."
+    )
 
 
 class Answer(BaseModel):
@@ -71,6 +74,8 @@ class DocumentInfo(BaseModel):
     chars: int = Field(description="Length of the text in characters (the unit of citation offsets).")
     bytes: int = Field(description="Size of the text in UTF-8 bytes (what the sha256 is computed over).")
     sha256: str = Field(description="SHA-256 of the document's UTF-8 bytes.")
+    title: str | None = Field(None, description="The page title of an HTML document; absent for others.")
+    pages: int | None = Field(None, description="Number of pages of a paged document (PDF); absent for others.")
 
 
 class DocumentText(DocumentInfo):

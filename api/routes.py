@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fastapi import APIRouter, HTTPException, Response
 
 from api.deps import IndexDep, PipelineDep, StateDep
 from api.models import AskRequest, AskResponse, DocumentInfo, DocumentText, ErrorResponse, HealthResponse
 from api.page import asset_response
 from rag.errors import InvalidQuestion
+from rag.types import Document
+
+Info = TypeVar("Info", bound=DocumentInfo)
 
 router = APIRouter()
 
@@ -29,6 +34,7 @@ _ERRORS = {503: {"model": ErrorResponse, "description": "No usable index; the de
         **_ERRORS,
     },
     summary="Answer a question with exact spans and citations",
+    response_model_exclude_none=True,  # `page` only on citations of paged documents, as in `rag ask --json`
 )
 async def ask(body: AskRequest, pipeline: PipelineDep, state: StateDep) -> AskResponse:
     try:
@@ -49,12 +55,15 @@ def health(index: IndexDep) -> HealthResponse:
     )
 
 
-@router.get("/documents", response_model=list[DocumentInfo], responses=_ERRORS, summary="List indexed documents")
+@router.get(
+    "/documents",
+    response_model=list[DocumentInfo],
+    responses=_ERRORS,
+    summary="List indexed documents",
+    response_model_exclude_none=True,  # `title` and `pages` only where the format has them
+)
 def list_documents(index: IndexDep) -> list[DocumentInfo]:
-    return [
-        DocumentInfo(doc_id=d.doc_id, chars=len(d.text), bytes=utf8_size(d.text), sha256=d.sha256)
-        for d in sorted(index.documents.values(), key=lambda d: d.doc_id)
-    ]
+    return [_info(d, DocumentInfo) for d in sorted(index.documents.values(), key=lambda d: d.doc_id)]
 
 
 @router.get(
@@ -62,6 +71,7 @@ def list_documents(index: IndexDep) -> list[DocumentInfo]:
     response_model=DocumentText,
     responses={404: {"model": ErrorResponse, "description": "Not an indexed document id."}, **_ERRORS},
     summary="Full text of an indexed document (citation offsets index into it)",
+    response_model_exclude_none=True,
 )
 def get_document(doc_id: str, index: IndexDep) -> DocumentText:
     # Served from the index's stored copy only: the id is a dictionary key, never a filesystem path,
@@ -72,8 +82,18 @@ def get_document(doc_id: str, index: IndexDep) -> DocumentText:
         raise HTTPException(
             status_code=404, detail=f"No indexed document has the id {shown!r}. GET /documents lists them."
         )
-    return DocumentText(
-        doc_id=doc.doc_id, chars=len(doc.text), bytes=utf8_size(doc.text), sha256=doc.sha256, text=doc.text
+    return _info(doc, DocumentText, text=doc.text)
+
+
+def _info(doc: Document, model: type[Info], **extra: str) -> Info:
+    return model(
+        doc_id=doc.doc_id,
+        chars=len(doc.text),
+        bytes=utf8_size(doc.text),
+        sha256=doc.sha256,
+        title=doc.title,
+        pages=len(doc.pages) or None,
+        **extra,
     )
 
 

@@ -88,10 +88,14 @@ def app() -> None:
     "--rebuild", is_flag=True, help="Re-embed everything (and re-export the ONNX model), ignoring the old index."
 )
 def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> None:
-    """Build or update the index from .txt and .md files (folders are read recursively).
+    """Build or update the index from documents (folders are read recursively).
 
+    Reads .txt and .md (UTF-8, UTF-16 with a byte order mark, or legacy encodings such as cp1252),
+    .pdf (the text layer; citations name the page), .html/.htm (the page's main text) and .docx.
     PATH defaults to seeds/ (or RAG_CORPUS_DIR). Unchanged files are skipped; changed and removed ones
-    are handled. The new index replaces the old one only once it is complete.
+    are handled. A file that cannot be read (damaged, scanned PDF, encrypted, over RAG_MAX_FILE_MB) is
+    named in one warning line and the build goes on. The new index replaces the old one only once it is
+    complete.
 
     \b
     Examples:
@@ -115,6 +119,12 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> Non
         f"({len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
         f"{len(report.unchanged)} unchanged; {report.embedded} texts embedded; {report.seconds:.1f} s)"
     )
+    if report.skipped or report.failed or report.other_files:
+        parts = [f"{report.documents} indexed", f"{len(report.skipped)} skipped", f"{len(report.failed)} failed"]
+        if report.other_files:
+            parts.append(f"{report.other_files} of other formats ignored")
+        why = " (the warnings above say why)" if report.skipped or report.failed else ""
+        click.echo(f"files: {', '.join(parts)}{why}")
 
 
 def _warn_if_stale(pipeline: Pipeline, settings: Settings) -> None:
@@ -172,7 +182,7 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
         click.echo(f"   (score {a.score:.2f})")
         for c in a.citations:
             click.echo(
-                f"   [{c.doc_id} {c.start}:{c.end}] "
+                f"   [{c.doc_id}{f' p.{c.page}' if c.page is not None else ''} {c.start}:{c.end}] "
                 + _highlight(c.quote, c.start - c.quote_start, c.end - c.quote_start)
             )
 

@@ -44,6 +44,18 @@ class Settings(BaseSettings):
     )
     onnx_threads: int | None = Field(None, ge=1, le=256, description="ONNX Runtime threads; default one per CPU.")
 
+    # Reading documents
+    max_file_mb: float = Field(
+        100.0,
+        gt=0,
+        description="Files larger than this many megabytes are skipped with a warning when indexing.",
+    )
+    follow_external_symlinks: bool = Field(
+        False,
+        description="Index files reached through a symlink whose target is outside the corpus folder (off: "
+        "skipped with a warning, so a link dropped into the folder cannot publish any file the service reads).",
+    )
+
     # Chunking
     chunk_max_chars: int = Field(600, ge=80, le=20000, description="Soft upper bound of a chunk's length.")
     chunk_overlap_sentences: int = Field(1, ge=0, le=5, description="Sentences repeated across a split.")

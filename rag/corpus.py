@@ -1,66 +1,133 @@
-"""Reading a corpus: ``.txt`` and ``.md`` files under one or more paths."""
+"""Reading a corpus: the files under one or more paths, in every format :mod:`rag.extract` reads.
+
+A file that cannot be indexed (damaged, empty, scanned, encrypted, too large, unreadable) costs one
+warning line naming it and the reason; the scan goes on, and its summary counts what was indexed,
+skipped and failed. A file whose bytes and extractor are those of the previous index is not extracted
+again: its text is taken from that index.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.errors import CorpusError
+from rag.extract import FORMATS, Unreadable, extract, extractor_id, format_of
 from rag.types import Document, SourceStamp
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md")
-# Byte order marks of encodings that are not UTF-8 (UTF-32 first: its little-endian BOM starts like UTF-16's).
-_FOREIGN_BOMS = (
-    (b"\xff\xfe\x00\x00", "UTF-32"),
-    (b"\x00\x00\xfe\xff", "UTF-32"),
-    (b"\xff\xfe", "UTF-16"),
-    (b"\xfe\xff", "UTF-16"),
-)
+SUFFIXES = tuple(FORMATS)
+_SHOWN_SUFFIXES = ", ".join(SUFFIXES)
 
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _files_under(root: Path) -> Iterable[tuple[Path, str]]:
-    """Yield (file, doc_id) for every indexable file; doc_id is relative to ``root`` with '/'."""
+@dataclass(frozen=True)
+class CorpusScan:
+    """What a scan of the corpus found."""
+
+    documents: tuple[Document, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (doc id, reason): readable files with nothing to index
+    failed: tuple[tuple[str, str], ...] = ()  # (doc id, reason): broken or unreadable files
+    reused: tuple[str, ...] = ()  # doc ids whose file was unchanged: text taken from the previous index
+    other_files: int = 0  # files of formats that are not read (images, spreadsheets, ...)
+
+    def summary(self) -> str:
+        """One line: how many files were indexed, skipped and failed."""
+        parts = [f"{len(self.documents)} files read"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.other_files:
+            parts.append(f"{self.other_files} of other formats ignored")
+        return ", ".join(parts)
+
+
+def _files_under(root: Path, follow_external: bool = False) -> Iterable[tuple[Path, str, str | None]]:
+    """Yield (file, doc_id, why it is skipped or None) for every file under ``root`` (hidden ones excluded).
+
+    doc_id is relative to ``root``, with '/'. A symlink whose target lies outside ``root`` is skipped unless
+    ``follow_external`` (anyone who can drop a link into a watched folder could otherwise publish any file
+    the service can read); broken links, symlink loops and links to folders (never walked) are skipped.
+    """
     if root.is_file():
-        yield root, root.name
+        yield root, root.name, None
         return
+    real_root = root.resolve()
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue  # hidden files and folders (.git, .DS_Store, ...)
-        if path.is_file() and path.suffix.lower() in SUFFIXES:
-            yield path, rel.as_posix()
+        if path.is_symlink():
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # a missing target, or a loop (RuntimeError before Python 3.13)
+                yield path, rel.as_posix(), "a broken symlink or a symlink loop"
+                continue
+            if target.is_dir():
+                yield path, rel.as_posix(), "a symlink to a folder (folders reached through a symlink are not read)"
+                continue
+            if not follow_external and not target.is_relative_to(real_root):
+                yield (
+                    path,
+                    rel.as_posix(),
+                    (
+                        "a symlink to a file outside the corpus folder; set RAG_FOLLOW_EXTERNAL_SYMLINKS=true to index it"
+                    ),
+                )
+                continue
+        if path.is_file():
+            yield path, rel.as_posix(), None
 
 
-def read_document(path: Path, doc_id: str) -> Document | None:
-    """Read one file as UTF-8 text; return None (after one warning line) if it is not UTF-8 text."""
+def read_document(
+    path: Path,
+    doc_id: str,
+    *,
+    max_bytes: int | None = None,
+    known: Document | None = None,
+) -> Document:
+    """Read and extract one file; raise :class:`Unreadable` saying why it cannot be indexed.
+
+    ``known`` is the previous index's document of the same id: when the file's bytes and the extractor
+    are unchanged its text is reused instead of extracted again.
+    """
+    fmt = format_of(path.name)
+    if fmt is None:
+        raise Unreadable(f"not a format rag reads ({_SHOWN_SUFFIXES})", "skipped")
+    source = stamp(path)
+    if max_bytes is not None and source is not None and source.size > max_bytes:
+        raise Unreadable(
+            f"{source.size / 1e6:.0f} MB, over the {max_bytes / 1e6:g} MB limit (raise RAG_MAX_FILE_MB to index it)",
+            "skipped",
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
-        log.warning("skipped %s: cannot read it (%s)", doc_id, exc.strerror or exc)
-        return None
-    for bom, encoding in _FOREIGN_BOMS:
-        if data.startswith(bom):
-            log.warning("skipped %s: not UTF-8 text (looks like %s; convert it to UTF-8)", doc_id, encoding)
-            return None
-    if b"\x00" in data:
-        log.warning("skipped %s: binary file, not text", doc_id)
-        return None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        log.warning("skipped %s: not UTF-8 text (byte %d); convert it to UTF-8 to index it", doc_id, exc.start)
-        return None
-    # Read exactly as the citation contract specifies (universal newlines), so offsets match.
-    text = path.read_text(encoding="utf-8")
-    return Document(doc_id=doc_id, text=text, sha256=sha256_text(text), source=stamp(path))
+        raise Unreadable(f"cannot read it ({exc.strerror or exc})") from None
+    file_sha256 = hashlib.sha256(data).hexdigest()
+    extractor = extractor_id(fmt)
+    if known is not None and known.file_sha256 == file_sha256 and known.extractor == extractor:
+        return replace(known, source=source)
+    got = extract(data, fmt)
+    return Document(
+        doc_id=doc_id,
+        text=got.text,
+        sha256=sha256_text(got.text),
+        source=source,
+        file_sha256=file_sha256,
+        extractor=got.extractor,
+        encoding=got.encoding,
+        title=got.title,
+        pages=got.pages,
+    )
 
 
 def stamp(path: Path) -> SourceStamp | None:
@@ -73,19 +140,23 @@ def stamp(path: Path) -> SourceStamp | None:
 
 
 def _is_other_file(path: Path) -> bool:
-    """A file named directly that is not ``.txt``/``.md`` (folders are filtered by suffix while walking)."""
-    return path.is_file() and path.suffix.lower() not in SUFFIXES
+    """A file named directly that rag does not read (folders are filtered by format while walking)."""
+    return path.is_file() and format_of(path.name) is None
 
 
-def load_corpus(paths: Sequence[Path]) -> list[Document]:
-    """Load every ``.txt``/``.md`` file under ``paths``.
-
-    With one directory the doc ids are relative to it; with several paths each doc id is prefixed with
-    that path's name so ids stay unique. A file named directly must be ``.txt``/``.md`` too: when every
-    path is such a file with another suffix it is an error, otherwise those files are skipped with a warning.
-    """
+def scan_corpus(
+    paths: Sequence[Path],
+    *,
+    max_bytes: int | None = None,
+    known: Mapping[str, Document] | None = None,
+    progress: bool = False,
+    follow_external_symlinks: bool = False,
+) -> CorpusScan:
+    """Read every file rag reads under ``paths`` (see :func:`load_corpus` for the doc ids and errors)."""
     if not paths:
-        raise CorpusError("No corpus path given. Pass a folder of .txt/.md files, e.g. `rag index seeds/`.")
+        raise CorpusError(
+            f"No corpus path given. Pass a folder of documents ({_SHOWN_SUFFIXES}), e.g. `rag index seeds/`."
+        )
     for root in paths:
         if not root.exists():
             raise CorpusError(f"Corpus path not found: {root}. Check the spelling, or pass an existing folder.")
@@ -93,28 +164,86 @@ def load_corpus(paths: Sequence[Path]) -> list[Document]:
     if others and len(others) == len(paths):
         shown = ", ".join(str(p) for p in others)
         raise CorpusError(
-            f"{shown} {'is not a .txt or .md file' if len(others) == 1 else 'are not .txt or .md files'}; "
-            f"rename it to .txt or .md if it is plain UTF-8 text (e.g. {others[0].with_suffix('.txt').name}), "
-            "or pass a folder of .txt/.md files."
+            f"{shown} {'is not a file' if len(others) == 1 else 'are not files'} of a format rag reads "
+            f"({_SHOWN_SUFFIXES}); rename it to .txt if it is plain text (e.g. {others[0].with_suffix('.txt').name}), "
+            "or pass a folder of documents."
         )
-    docs: list[Document] = []
-    seen: set[str] = set()
+    todo: list[tuple[Path, str]] = []
+    links: list[tuple[str, str]] = []
+    other_files = 0
     for root in paths:
         if _is_other_file(root):
-            log.warning("skipped %s: not a .txt or .md file; rename it to .txt or .md to index it", root)
+            log.warning("skipped %s: not a format rag reads (%s)", root, _SHOWN_SUFFIXES)
             continue
         prefix = f"{root.name}/" if len(paths) > 1 and root.is_dir() else ""
-        for file, doc_id in _files_under(root):
-            doc_id = prefix + doc_id
-            if doc_id in seen:
-                continue
-            doc = read_document(file, doc_id)
-            if doc is not None:
-                seen.add(doc_id)
-                docs.append(doc)
-    if not any(d.text.strip() for d in docs):
+        for file, doc_id, problem in _files_under(root, follow_external_symlinks):
+            if problem is not None:
+                log.warning("skipped %s: %s", prefix + doc_id, problem)
+                links.append((prefix + doc_id, problem))
+            elif format_of(file.name) is None:
+                other_files += 1
+            else:
+                todo.append((file, prefix + doc_id))
+    scan = _read_all(todo, max_bytes, known or {}, progress, other_files)
+    return replace(scan, skipped=(*links, *scan.skipped)) if links else scan
+
+
+def _read_all(
+    todo: Sequence[tuple[Path, str]],
+    max_bytes: int | None,
+    known: Mapping[str, Document],
+    progress: bool,
+    other_files: int,
+) -> CorpusScan:
+    from rag.progress import ProgressBar
+
+    docs: list[Document] = []
+    skipped: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = []
+    reused: list[str] = []
+    seen: set[str] = set()
+    slow = sum(format_of(f.name) != "text" for f, _ in todo)
+    bar = ProgressBar(len(todo), "Reading files") if progress and slow >= 20 else None
+    for file, doc_id in todo:
+        if bar is not None:
+            bar.advance(1)
+        if doc_id in seen:
+            continue
+        seen.add(doc_id)
+        try:
+            doc = read_document(file, doc_id, max_bytes=max_bytes, known=known.get(doc_id))
+        except Unreadable as exc:
+            (skipped if exc.kind == "skipped" else failed).append((doc_id, exc.reason))
+            log.warning("%s %s: %s", "skipped" if exc.kind == "skipped" else "could not index", doc_id, exc.reason)
+            continue
+        prev = known.get(doc_id)
+        if prev is not None and (prev.file_sha256, prev.extractor) == (doc.file_sha256, doc.extractor):
+            reused.append(doc_id)
+        docs.append(doc)
+    if bar is not None:
+        bar.close()
+    return CorpusScan(tuple(docs), tuple(skipped), tuple(failed), tuple(reused), other_files)
+
+
+def load_corpus(paths: Sequence[Path], *, max_bytes: int | None = None) -> list[Document]:
+    """Load every document under ``paths``.
+
+    With one directory the doc ids are relative to it; with several paths each doc id is prefixed with
+    that path's name so ids stay unique. A file named directly must be of a format rag reads too: when
+    every path is such a file of another format it is an error, otherwise those files are skipped with a
+    warning. A corpus with no text at all is an error.
+    """
+    scan = scan_corpus(paths, max_bytes=max_bytes)
+    check_has_text(scan, paths)
+    return list(scan.documents)
+
+
+def check_has_text(scan: CorpusScan, paths: Sequence[Path]) -> None:
+    """Raise :class:`CorpusError` when nothing in the scan has text to index."""
+    if not any(d.text.strip() for d in scan.documents):
         shown = ", ".join(str(p) for p in paths)
+        problems = f" ({scan.summary()})" if scan.skipped or scan.failed else ""
         raise CorpusError(
-            f"The corpus at {shown} has no readable text: it needs at least one non-empty UTF-8 .txt or .md file."
+            f"The corpus at {shown} has no readable text{problems}: it needs at least one document with text "
+            f"({_SHOWN_SUFFIXES})."
         )
-    return docs

@@ -9,6 +9,7 @@ touched is not reported).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -27,12 +28,14 @@ class Staleness(NamedTuple):
         return bool(self.changed or self.missing)
 
 
-def _text_sha256(path: Path) -> str | None:
-    """The file's text hashed as when it was indexed (:func:`rag.corpus.sha256_text`), None if unreadable."""
+def _same_content(path: Path, info: DocumentInfo) -> bool:
+    """Does the file still hold what was indexed? Its bytes' hash when recorded, else its UTF-8 text's."""
     try:
-        return sha256_text(path.read_text(encoding="utf-8"))
+        if info.file_sha256 is not None:
+            return hashlib.sha256(path.read_bytes()).hexdigest() == info.file_sha256
+        return sha256_text(path.read_text(encoding="utf-8")) == info.sha256
     except (OSError, UnicodeDecodeError):
-        return None
+        return False
 
 
 def stale_documents(documents: Mapping[str, DocumentInfo]) -> Staleness:
@@ -56,7 +59,7 @@ def stale_documents(documents: Mapping[str, DocumentInfo]) -> Staleness:
             continue
         if st.st_size == info.size and st.st_mtime_ns == info.mtime_ns:
             continue
-        if _text_sha256(path) != info.sha256:
+        if not _same_content(path, info):
             changed.append(doc_id)
     if missing and len(missing) == checked:
         return Staleness((), ())

@@ -50,6 +50,14 @@ class DocumentInfo(BaseModel):
     source: str | None = None
     size: int | None = None
     mtime_ns: int | None = None
+    # how the file was read (absent in indexes written before they were recorded): the sha256 of its bytes
+    # and the extractor (an unchanged pair is not extracted again), the encoding of a text file that was
+    # not UTF-8, an HTML page's title, and where each page of a PDF starts in the text
+    file_sha256: str | None = None
+    extractor: str | None = None
+    encoding: str | None = None
+    title: str | None = None
+    pages: list[int] | None = None
 
 
 class Manifest(BaseModel):

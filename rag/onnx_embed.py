@@ -19,6 +19,7 @@ from tokenizers import Tokenizer
 from rag.embedding import Backend, resolve_model_path
 from rag.errors import ModelError
 from rag.onnx_export import ExportEntry, ModelSpec, cache_root, ensure_export, read_model_spec
+from rag.progress import ProgressBar
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -178,7 +179,7 @@ class OnnxEmbedder:
         order = np.argsort(-lengths, kind="stable")
         batch_size = max(1, int(batch_size))
 
-        bar = _progress_bar(n) if progress and n > batch_size else None
+        bar = ProgressBar(n) if progress and n > batch_size else None
         try:
             start = 0
             while start < n:
@@ -230,31 +231,3 @@ class OnnxEmbedder:
         if mode == "mean_sqrt_len_tokens":
             return summed / np.sqrt(counts)
         return summed / counts
-
-
-class _progress_bar:  # noqa: N801 - used like a function
-    """A rich progress bar over texts, if rich is installed; otherwise nothing."""
-
-    def __init__(self, total: int) -> None:
-        self._progress: Any = None
-        try:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-        except ImportError:  # pragma: no cover - rich is a dependency of the package
-            return
-        self._progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        self._task = self._progress.add_task("Embedding", total=total)
-        self._progress.start()
-
-    def advance(self, n: int) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, n)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()

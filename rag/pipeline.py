@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.config import Settings
 from rag.errors import IndexMissing, InvalidQuestion
+from rag.extract import page_at
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, PassageRetriever, Query
 from rag.store import IndexData, bm25_for, build_index, load_index
-from rag.types import Hit, Result
+from rag.types import Answer, Document, Hit, Result
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -56,7 +58,10 @@ class Pipeline:
     def answer(self, query: Query, top_k: int | None = None) -> tuple[Result, list[Hit]]:
         """Retrieve and read for one prepared query; also return the evidence passages."""
         hits = self.retriever.retrieve(query, self.retrieve_k)
-        return Result(query.text, tuple(self.reader.read(query, hits, top_k or self.top_k))), hits
+        answers = self.reader.read(query, hits, top_k or self.top_k)
+        if self.index is not None:
+            answers = with_pages(answers, self.index.documents)
+        return Result(query.text, tuple(answers)), hits
 
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
         q = self.queries([clean_question(question, self.max_question_chars)])[0]
@@ -118,6 +123,19 @@ class Pipeline:
             build_index([settings.corpus_dir], settings, index_dir, embedder, progress=progress)
             index = load_index(index_dir, settings)
         return cls.from_index(index, settings, embedder)
+
+
+def with_pages(answers: Sequence[Answer], documents: Mapping[str, Document]) -> list[Answer]:
+    """The answers with each citation of a paged document (PDF) saying the page its answer starts on."""
+    out = []
+    for a in answers:
+        cites = []
+        for c in a.citations:
+            doc = documents.get(c.doc_id)
+            page = page_at(doc.pages, c.start) if doc is not None else None
+            cites.append(replace(c, page=page) if page is not None else c)
+        out.append(replace(a, citations=tuple(cites)))
+    return out
 
 
 def make_reader(settings: Settings, index: IndexData, bm25: BM25Retriever) -> Reader:

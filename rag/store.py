@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from rag import __version__
 from rag.chunking import chunk_text
 from rag.config import Settings
-from rag.corpus import load_corpus
+from rag.corpus import check_has_text, scan_corpus
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
 from rag.index_dir import check_replaceable, replace_dir
 from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
@@ -96,6 +96,9 @@ class BuildReport:
     unchanged: tuple[str, ...]
     embedded: int
     seconds: float
+    skipped: tuple[tuple[str, str], ...] = ()  # (doc id, reason): files with nothing to index
+    failed: tuple[tuple[str, str], ...] = ()  # (doc id, reason): broken or unreadable files
+    other_files: int = 0  # files of formats rag does not read
 
 
 def _sha256_file(path: Path) -> str:
@@ -216,9 +219,11 @@ def build_index(
     progress: bool = False,
     rebuild: bool = False,
 ) -> BuildReport:
-    """Index the ``.txt``/``.md`` files under ``paths`` into ``index_dir``.
+    """Index the documents under ``paths`` (every format :mod:`rag.extract` reads) into ``index_dir``.
 
-    Unchanged documents (same content hash, same settings) reuse their chunks and vectors; the new index
+    Unchanged files (same bytes, same extractor) are not extracted again, and unchanged documents (same
+    text, same settings) reuse their chunks and vectors; files that cannot be read are reported, not fatal.
+    The new index
     is written to a temporary directory and swapped in with a rename, so an interrupted build leaves the
     previous index intact. ``embedder`` may be a factory, called only when something must be embedded.
     """
@@ -226,9 +231,17 @@ def build_index(
     check_replaceable(
         index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS) | set(BM25_FILES.values()) | {LEXICON}
     )
-    docs = load_corpus(paths)
     prev = None if rebuild else _previous(index_dir, settings)
     prev_docs = prev.manifest.documents if prev else {}
+    scan = scan_corpus(
+        paths,
+        max_bytes=int(settings.max_file_mb * 1e6),
+        known=prev.documents if prev else None,
+        progress=progress,
+        follow_external_symlinks=settings.follow_external_symlinks,
+    )
+    check_has_text(scan, paths)
+    docs = scan.documents
 
     chunks: list[Chunk] = []
     chunk_vecs: list[np.ndarray | None] = []
@@ -304,6 +317,9 @@ def build_index(
         unchanged=tuple(unchanged),
         embedded=len(todo_c) + len(todo_s),
         seconds=time.perf_counter() - t0,
+        skipped=scan.skipped,
+        failed=scan.failed,
+        other_files=scan.other_files,
     )
 
 
@@ -316,6 +332,27 @@ def _document_info(doc: Document, chunks: Sequence[Chunk]) -> DocumentInfo:
         source=src.path if src else None,
         size=src.size if src else None,
         mtime_ns=src.mtime_ns if src else None,
+        file_sha256=doc.file_sha256,
+        extractor=doc.extractor,
+        encoding=doc.encoding,
+        title=doc.title,
+        pages=list(doc.pages) if doc.pages else None,
+    )
+
+
+def _document(row: dict[str, Any], info: DocumentInfo | None) -> Document:
+    """A document of ``documents.jsonl`` with what the manifest says of how it was read."""
+    if info is None:
+        return Document(row["doc_id"], row["text"], row["sha256"])
+    return Document(
+        row["doc_id"],
+        row["text"],
+        row["sha256"],
+        file_sha256=info.file_sha256,
+        extractor=info.extractor,
+        encoding=info.encoding,
+        title=info.title,
+        pages=tuple(info.pages or ()),
     )
 
 
@@ -504,7 +541,7 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
             raise IndexCorrupt(f"The index file {path} is damaged (checksum mismatch). {hint}")
     try:
         documents = {
-            r["doc_id"]: Document(r["doc_id"], r["text"], r["sha256"])
+            r["doc_id"]: _document(r, manifest.documents.get(r["doc_id"]))
             for r in _read_jsonl(index_dir / "documents.jsonl")
         }
         chunks = [

@@ -17,9 +17,14 @@ class SourceStamp(NamedTuple):
 @dataclass(frozen=True)
 class Document:
     doc_id: str  # path relative to the corpus root, with "/"
-    text: str  # exactly as Path.read_text(encoding="utf-8") returns it
-    sha256: str  # of the UTF-8 bytes
+    text: str  # the indexed text (a UTF-8 .txt/.md: exactly as Path.read_text(encoding="utf-8") returns it)
+    sha256: str  # of the text's UTF-8 bytes
     source: SourceStamp | None = None  # the file it was read from, when read from one
+    file_sha256: str | None = None  # of the file's bytes (unchanged bytes and extractor: not extracted again)
+    extractor: str | None = None  # what turned the file into ``text`` (rag.extract.extractor_id)
+    encoding: str | None = None  # of a text file that was not UTF-8
+    title: str | None = None  # an HTML page's <title>
+    pages: tuple[int, ...] = ()  # where each page starts in ``text`` (PDF); empty when not paged
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Citation:
     quote: str
     quote_start: int
     quote_end: int
+    page: int | None = None  # 1-based page holding ``start``, for paged documents (PDF)
 
 
 @dataclass(frozen=True)
@@ -85,18 +91,22 @@ class Result:
                 {
                     "text": a.text,
                     "score": round(a.score, 4),
-                    "citations": [
-                        {
-                            "doc_id": c.doc_id,
-                            "start": c.start,
-                            "end": c.end,
-                            "quote": c.quote,
-                            "quote_start": c.quote_start,
-                            "quote_end": c.quote_end,
-                        }
-                        for c in a.citations
-                    ],
+                    "citations": [_citation_dict(c) for c in a.citations],
                 }
                 for a in self.answers
             ],
         }
+
+
+def _citation_dict(c: Citation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "doc_id": c.doc_id,
+        "start": c.start,
+        "end": c.end,
+        "quote": c.quote,
+        "quote_start": c.quote_start,
+        "quote_end": c.quote_end,
+    }
+    if c.page is not None:  # only citations of paged documents carry a page
+        out["page"] = c.page
+    return out

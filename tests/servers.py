@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,3 +56,11 @@ def running_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def serve_command() -> list[str]:
+    """The installed ``rag`` console script next to this Python, else ``python -m rag.cli``."""
+    script = Path(sys.executable).parent / "rag"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), "serve"]
+    return [sys.executable, "-m", "rag.cli", "serve"]

@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import json
 import os
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from rag.config import Settings
 from rag.manifest import ChunkingInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.pipeline import clean_question
 from rag.types import Answer, Citation, Document, Result
-from tests.servers import free_port, running_server
+from tests.servers import free_port, running_server, serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -436,14 +435,6 @@ def test_start_up_builds_a_missing_index(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- real server
-def serve_command() -> list[str]:
-    """The installed ``rag`` console script next to this Python, else ``python -m rag.cli``."""
-    script = Path(sys.executable).parent / "rag"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script), "serve"]
-    return [sys.executable, "-m", "rag.cli", "serve"]
-
-
 @pytest.fixture(scope="session")
 def live_server(api_pipeline, api_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """`rag serve` (the console script, else `python -m rag.cli serve`) in a subprocess over the prebuilt

@@ -634,6 +634,29 @@ def test_html_in_documents_and_questions_is_inert(
 
 
 @pytest.mark.slow
+def test_a_citation_of_a_paged_document_shows_its_page(seed_server: str, open_tab: Any, screenshots: Path) -> None:
+    """A citation with `page` (a PDF's) says the page in its link; one without says none."""
+    doc_id = "004_237733e5469944db.txt"
+    text = document_text(seed_server, doc_id)
+    start = text.index("A$1.2 billion")
+    quote_end = text.index("\n", start)
+    cite = {"doc_id": doc_id, "start": start, "end": start + 13, "quote": text[start:quote_end]}
+    cite |= {"quote_start": start, "quote_end": quote_end}
+    answer = {"text": "A$1.2 billion", "score": 0.5, "citations": [{**cite, "page": 2}, cite]}
+    tab = open_tab(seed_server)
+    page = tab.page
+    body = json.dumps({"question": "How big is the reserve?", "answers": [answer]})
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=body))
+    page.get_by_label("Question", exact=True).fill("How big is the reserve?")
+    page.get_by_label("Question", exact=True).press("Enter")
+    wait_for_answers(tab)
+    links = [c["link"] for c in page.evaluate(READ_ANSWERS)[0]["citations"]]
+    assert links == [f"Open {doc_id}, page 2, at {start}–{start + 13}", f"Open {doc_id} at {start}–{start + 13}"]
+    tab.shot(screenshots, "page-of-a-citation")
+    tab.assert_clean()
+
+
+@pytest.mark.slow
 def test_a_1mb_document_stays_responsive(seed_server: str, open_tab: Any, screenshots: Path) -> None:
     """The page's rendering of a 1 MB document (served by a route in the browser: indexing 1 MB here would
     take minutes): a few nodes, highlighted by code point offsets past thousands of non-BMP characters."""

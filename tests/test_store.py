@@ -325,67 +325,56 @@ def test_failed_restore_says_where_the_previous_index_is(corpus, tmp_path, setti
     assert set(load_index(idx, s).documents) == {"a.txt", "sub/b.md"}
 
 
-def test_non_utf8_and_binary_files_are_skipped_with_a_warning(tmp_path, caplog):
+def test_legacy_encodings_are_decoded_and_binary_files_skipped_with_a_warning(tmp_path, caplog):
     from rag.corpus import load_corpus
 
     d = tmp_path / "c"
     d.mkdir()
     (d / "ok.txt").write_text("Fine text.", encoding="utf-8")
-    (d / "latin.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (d / "latin.txt").write_bytes("Le caf\xe9 cr\xe8me de la gare, d\xe9j\xe0 servi.".encode("latin-1"))
     (d / "blob.md").write_bytes(b"\x89PNG\x00\x00\x01")
     with caplog.at_level("WARNING", logger="rag"):
-        docs = load_corpus([d])
-    assert [x.doc_id for x in docs] == ["ok.txt"]
-    msgs = [r.getMessage() for r in caplog.records]
-    assert any("latin.txt" in m and "UTF-8" in m for m in msgs)
-    assert any("blob.md" in m and "binary" in m for m in msgs)
+        docs = {x.doc_id: x for x in load_corpus([d])}
+    assert sorted(docs) == ["latin.txt", "ok.txt"]
+    assert docs["latin.txt"].text == "Le café crème de la gare, déjà servi."
+    assert docs["latin.txt"].encoding == "cp1252" and docs["ok.txt"].encoding is None
+    assert [r.getMessage() for r in caplog.records] == ["skipped blob.md: binary file, not text"]
 
 
-@pytest.mark.parametrize(
-    ("encoding", "bom", "looks_like"),
-    [
-        ("utf-16-le", b"\xff\xfe", "UTF-16"),
-        ("utf-16-be", b"\xfe\xff", "UTF-16"),
-        ("utf-32-le", b"\xff\xfe\x00\x00", "UTF-32"),
-    ],
-)
-def test_utf16_and_utf32_files_are_named_as_such(tmp_path, caplog, encoding, bom, looks_like):
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_files_with_a_byte_order_mark_are_decoded(tmp_path, encoding):
     from rag.corpus import load_corpus
 
-    (tmp_path / "ok.txt").write_text("Fine text.", encoding="utf-8")
-    (tmp_path / "wide.txt").write_bytes(bom + "Gallium is refined in Perth.".encode(encoding))
-    with caplog.at_level("WARNING", logger="rag"):
-        docs = load_corpus([tmp_path])
-    assert [d.doc_id for d in docs] == ["ok.txt"]
-    assert [r.getMessage() for r in caplog.records] == [
-        f"skipped wide.txt: not UTF-8 text (looks like {looks_like}; convert it to UTF-8)"
-    ]
+    bom = {"utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    (tmp_path / "wide.txt").write_bytes(bom + "Gallium is refined in Perth.\r\n".encode(encoding))
+    (doc,) = load_corpus([tmp_path])
+    assert (doc.text, doc.encoding) == ("Gallium is refined in Perth.\n", encoding.removesuffix("-be"))
 
 
-def test_a_file_named_directly_must_be_txt_or_md(corpus):
+def test_a_file_named_directly_must_be_of_a_format_rag_reads(corpus):
     from rag.corpus import load_corpus
 
     with pytest.raises(CorpusError) as exc:
         load_corpus([corpus / "ignored.csv"])
     assert str(exc.value) == (
-        f"{corpus / 'ignored.csv'} is not a .txt or .md file; rename it to .txt or .md if it is plain UTF-8 text "
-        "(e.g. ignored.txt), or pass a folder of .txt/.md files."
+        f"{corpus / 'ignored.csv'} is not a file of a format rag reads (.txt, .md, .pdf, .html, .htm, .docx); "
+        "rename it to .txt if it is plain text (e.g. ignored.txt), or pass a folder of documents."
     )
     (corpus / "data.json").write_text("{}", encoding="utf-8")
-    with pytest.raises(CorpusError, match=r"ignored.csv, .*data.json are not .txt or .md files; rename it"):
+    with pytest.raises(CorpusError, match=r"ignored.csv, .*data.json are not files of a format rag reads"):
         load_corpus([corpus / "ignored.csv", corpus / "data.json"])
     docs = load_corpus([corpus / "a.txt"])  # a .txt file named directly is fine
     assert [d.doc_id for d in docs] == ["a.txt"]
 
 
-def test_a_non_txt_file_among_other_paths_is_skipped_with_a_warning(corpus, caplog):
+def test_a_file_of_another_format_among_other_paths_is_skipped_with_a_warning(corpus, caplog):
     from rag.corpus import load_corpus
 
     with caplog.at_level("WARNING", logger="rag"):
         docs = load_corpus([corpus / "ignored.csv", corpus / "a.txt", corpus / "sub"])
     assert [d.doc_id for d in docs] == ["a.txt", "sub/b.md"]
     assert [r.getMessage() for r in caplog.records] == [
-        f"skipped {corpus / 'ignored.csv'}: not a .txt or .md file; rename it to .txt or .md to index it"
+        f"skipped {corpus / 'ignored.csv'}: not a format rag reads (.txt, .md, .pdf, .html, .htm, .docx)"
     ]
 
 
@@ -397,3 +386,47 @@ def test_empty_corpus_is_an_error(tmp_path):
         load_corpus([tmp_path])
     with pytest.raises(CorpusError, match="not found"):
         load_corpus([tmp_path / "missing"])
+
+
+def test_symlinks_out_of_the_corpus_loops_and_linked_folders_are_skipped_with_a_warning(tmp_path, caplog):
+    from rag.corpus import scan_corpus
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd.txt").write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    (root / "ok.txt").write_text("Gallium is refined in Perth.", encoding="utf-8")
+    (root / "sub" / "same.txt").symlink_to(root / "ok.txt")  # inside the corpus: read
+    (root / "passwd.txt").symlink_to(outside / "passwd.txt")
+    (root / "loop.txt").symlink_to(root / "loop.txt")
+    (root / "gone.txt").symlink_to(root / "missing.txt")
+    (root / "elsewhere").symlink_to(outside, target_is_directory=True)
+    with caplog.at_level("WARNING", logger="rag"):
+        scan = scan_corpus([root])
+    assert sorted(d.doc_id for d in scan.documents) == ["ok.txt", "sub/same.txt"]
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "skipped elsewhere: a symlink to a folder (folders reached through a symlink are not read)",
+        "skipped gone.txt: a broken symlink or a symlink loop",
+        "skipped loop.txt: a broken symlink or a symlink loop",
+        "skipped passwd.txt: a symlink to a file outside the corpus folder; "
+        "set RAG_FOLLOW_EXTERNAL_SYMLINKS=true to index it",
+    ]
+    assert len(scan.skipped) == 4
+    followed = scan_corpus([root], follow_external_symlinks=True)
+    assert sorted(d.doc_id for d in followed.documents) == ["ok.txt", "passwd.txt", "sub/same.txt"]
+
+
+@pytest.mark.slow
+def test_an_outside_symlink_is_not_served(tmp_path, settings_factory, embedder):
+    from rag.store import build_index, load_index
+
+    (tmp_path / "secret.txt").write_text("The vault code is 4711.", encoding="utf-8")
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "a.txt").write_text("Gallium is refined in Perth.", encoding="utf-8")
+    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    idx = tmp_path / "index"
+    report = build_index([root], settings_factory(index_dir=idx), idx, embedder)
+    assert [doc_id for doc_id, _ in report.skipped] == ["link.txt"]
+    assert set(load_index(idx, settings_factory(index_dir=idx)).documents) == {"a.txt"}

@@ -265,7 +265,9 @@
       .map((o) => [o.start, o.end]);
     const link = make("a", "cite");
     link.href = docHash(c.doc_id, c.start, c.end, also);
-    link.append("Open ", make("span", "doc-id", c.doc_id), make("span", "offsets", ` at ${c.start}–${c.end}`));
+    link.append("Open ", make("span", "doc-id", c.doc_id));
+    if (Number.isInteger(c.page)) link.append(make("span", "page", `, page ${c.page},`));
+    link.append(make("span", "offsets", ` at ${c.start}–${c.end}`));
     link.addEventListener("click", () => {
       openedFromResults = true;
       returnFocus = link;
