@@ -922,3 +922,13 @@ def test_digest_cache_hashes_a_file_once_until_it_changes(tmp_path):
     cache_file.write_text("{not json", encoding="utf-8")  # a damaged cache is only a cost
     assert DigestCache(cache_file).digest(f, "sha256", compute) == file_sha256(f) and len(calls) == 3
     assert DigestCache(None).digest(f, "sha256", compute) == file_sha256(f) and len(calls) == 4
+
+
+def test_calibration_can_weigh_the_answerability_of_the_window():
+    from rag.reader.learned_model import Calibration
+
+    fit = Calibration(a=0.5, b=-0.2, d=1.5)
+    assert fit(0.4, p_answer=0.9) > fit(0.4, p_answer=0.2)  # same raw score, surer window: higher
+    assert Calibration(a=0.5, b=-0.2)(0.4, p_answer=0.9) == Calibration(a=0.5, b=-0.2)(0.4, p_answer=0.2)
+    z = 0.5 * np.log(0.4 / 0.6) + 1.5 * np.log(0.9 / 0.1) - 0.2
+    assert fit(0.4, p_answer=0.9) == pytest.approx(1 / (1 + np.exp(-z)))

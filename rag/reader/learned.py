@@ -126,9 +126,9 @@ class LearnedReader:
 
     def predictions(
         self, query: Query, hits: Sequence, per_window: int = SPANS_PER_WINDOW
-    ) -> tuple[list[SpanPrediction], dict[tuple[str, int, int], float]]:
-        """Raw-scored span predictions at every place they occur (before merging and calibration), and the
-        ranking score of the sentence window each place was read in."""
+    ) -> tuple[list[SpanPrediction], dict[tuple[str, int, int], tuple[float, float]]]:
+        """Raw-scored span predictions at every place they occur (before merging and calibration), and for
+        each place the ranking score of the sentence window it was read in and that window's answerability."""
         windows, places = self._windows(query, hits)
         if not windows:
             return [], {}
@@ -144,7 +144,7 @@ class LearnedReader:
         start, end, answer = m.run_arrays(batch_arrays(encs))
         p_answer = 1.0 / (1.0 + np.exp(-answer.astype(np.float64)))
         preds: list[SpanPrediction] = []
-        rank_of: dict[tuple[str, int, int], float] = {}
+        rank_of: dict[tuple[str, int, int], tuple[float, float]] = {}
         for r, (w, enc) in enumerate(zip(windows, encs)):
             text = self.docs[w.doc_id]
             taken: list[tuple[int, int]] = []
@@ -156,13 +156,13 @@ class LearnedReader:
                 score = float(p_answer[r] * p)
                 qs, qe = sentence_bounds(w.sentences, s, e)
                 preds.append(SpanPrediction(w.doc_id, s, e, qs, qe, score))
-                rank_of.setdefault((w.doc_id, s, e), w.rank)
+                rank_of.setdefault((w.doc_id, s, e), (w.rank, float(p_answer[r])))
                 if w.center.start <= s and e <= w.center.end:  # the same sentence elsewhere: cite it there too
                     for doc_id, span in places.get(text[w.center.start : w.center.end], ()):
                         if (doc_id, span) != (w.doc_id, w.center):
                             shift = span.start - w.center.start
                             preds.append(SpanPrediction(doc_id, s + shift, e + shift, span.start, span.end, score))
-                            rank_of.setdefault((doc_id, s + shift, e + shift), w.rank)
+                            rank_of.setdefault((doc_id, s + shift, e + shift), (w.rank, float(p_answer[r])))
                 if len(taken) >= per_window:
                     break
         return preds, rank_of
@@ -173,8 +173,10 @@ class LearnedReader:
         cal = self.model.calibration
         out = []
         for a in raw:
-            rank = max((rank_of.get((c.doc_id, c.start, c.end), 0.0) for c in a.citations), default=0.0)
-            score = cal(a.score, rank) if cal is not None else a.score
+            seen = [rank_of.get((c.doc_id, c.start, c.end), (0.0, 0.5)) for c in a.citations]
+            rank, p_answer = max((r for r, _ in seen), default=0.0), max((p for _, p in seen), default=0.5)
+            score = cal(a.score, rank, p_answer) if cal is not None else a.score
             if score >= self.threshold:
-                out.append(Answer(a.text, score, a.citations, {"raw_score": a.score, "ranker_score": rank}))
+                extra = {"raw_score": a.score, "ranker_score": rank, "p_answer": p_answer}
+                out.append(Answer(a.text, score, a.citations, extra))
         return sorted(out, key=lambda a: -a.score)[:top_k]
