@@ -20,7 +20,6 @@ and verifying an existing export is torch-free, so the query path never loads to
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.digests import StatCache, sha256_file
 from rag.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,10 @@ def default_cache_root() -> Path:
     return base / "rag" / "onnx"
 
 
+def _stat_cache(root: Path | None) -> StatCache:
+    return StatCache(root / STAT_CACHE_FILE if root is not None else None)
+
+
 def cache_root(configured: str | os.PathLike[str] | None) -> Path:
     return Path(configured).expanduser() if configured else default_cache_root()
 
@@ -116,69 +120,6 @@ def entry_dir(root: Path, model_name: str, export_id: str) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- hashing
-
-
-class _StatCache:
-    """sha256 of files, remembered by (size, mtime_ns, inode) so unchanged files are not read again."""
-
-    def __init__(self, root: Path | None) -> None:
-        self._file = root / STAT_CACHE_FILE if root is not None else None
-        self._data: dict[str, list[Any]] = {}
-        self._dirty = False
-        if self._file is not None and self._file.is_file():
-            with contextlib.suppress(OSError, ValueError):
-                loaded = json.loads(self._file.read_text(encoding="utf-8"))
-                if isinstance(loaded, dict):
-                    self._data = loaded
-
-    @staticmethod
-    def _key(st: os.stat_result) -> list[int]:
-        return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-    def sha256(self, path: Path) -> str:
-        path = path.resolve()
-        st = path.stat()
-        cached = self._data.get(str(path))
-        if isinstance(cached, list) and len(cached) == 4 and cached[:3] == self._key(st):
-            return str(cached[3])
-        digest = _sha256_file(path)
-        self.remember(path, digest)
-        return digest
-
-    def remember(self, path: Path, digest: str) -> None:
-        path = path.resolve()
-        self._data[str(path)] = [*self._key(path.stat()), digest]
-        self._dirty = True
-
-    def save(self) -> None:
-        if not self._dirty or self._file is None:
-            return
-        with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
-            self._file.parent.mkdir(parents=True, exist_ok=True)
-            live = {k: v for k, v in self._data.items() if Path(k).exists()}
-            _atomic_write_text(self._file, json.dumps(live, sort_keys=True))
-            self._dirty = False
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _model_files(model_dir: Path) -> list[Path]:
@@ -205,7 +146,7 @@ def fingerprint_model_dir(model_dir: str | os.PathLike[str], *, root: Path | Non
             f"The embedding model directory {model_dir} holds no files. Point RAG_EMBEDDING_MODEL at a "
             "sentence-transformers model directory, or unset it to use the bundled model."
         )
-    stat_cache = _StatCache(root)
+    stat_cache = _stat_cache(root)
     h = hashlib.sha256()
     for f in files:
         rel = f.relative_to(model_dir).as_posix()
@@ -334,7 +275,7 @@ def verify_entry(path: Path, *, root: Path | None = None) -> dict[str, Any]:
     required = {"fingerprint", "export_id", "onnx_size", "onnx_sha256", "data_size", "data_sha256"}
     if not isinstance(meta, dict) or not required <= set(meta):
         raise _damaged(path, f"{META_FILE} lacks required fields")
-    stat_cache = _StatCache(root)
+    stat_cache = _stat_cache(root)
     for name, key in ((ONNX_FILE, "onnx"), (DATA_FILE, "data")):
         file = path / name
         try:
@@ -402,9 +343,9 @@ def ensure_export(
             **asdict(spec),
             **details,
             "onnx_size": onnx_file.stat().st_size,
-            "onnx_sha256": _sha256_file(onnx_file),
+            "onnx_sha256": sha256_file(onnx_file),
             "data_size": data_file.stat().st_size,
-            "data_sha256": _sha256_file(data_file),
+            "data_sha256": sha256_file(data_file),
             "export_seconds": round(time.perf_counter() - started, 2),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -420,7 +361,7 @@ def ensure_export(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    stat_cache = _StatCache(root)
+    stat_cache = _stat_cache(root)
     stat_cache.remember(final / ONNX_FILE, meta["onnx_sha256"])
     stat_cache.remember(final / DATA_FILE, meta["data_sha256"])
     stat_cache.save()

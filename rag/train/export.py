@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rag.digests import sha256_file as file_sha256
 from rag.reader.learned_model import (
     CALIBRATION,
     EMBEDDING_TENSOR,
@@ -29,7 +30,6 @@ from rag.reader.learned_model import (
     OUTPUT_NAMES,
     base_model_path,
     base_tensor,
-    file_sha256,
     load_reader_model,
 )
 from rag.train.loop import TrainConfig, load_checkpoint
