@@ -87,7 +87,12 @@ def app() -> None:
 @click.option(
     "--rebuild", is_flag=True, help="Re-embed everything (and re-export the ONNX model), ignoring the old index."
 )
-def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> None:
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="If another rag process is writing the same index, fail at once instead of waiting for it.",
+)
+def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool, no_wait: bool) -> None:
     """Build or update the index from documents (folders are read recursively).
 
     Reads .txt and .md (UTF-8, UTF-16 with a byte order mark, or legacy encodings such as cp1252),
@@ -95,7 +100,7 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> Non
     PATH defaults to seeds/ (or RAG_CORPUS_DIR). Unchanged files are skipped; changed and removed ones
     are handled. A file that cannot be read (damaged, scanned PDF, encrypted, over RAG_MAX_FILE_MB) is
     named in one warning line and the build goes on. The new index replaces the old one only once it is
-    complete.
+    complete; one process writes an index at a time (a second one waits, or fails with --no-wait).
 
     \b
     Examples:
@@ -110,7 +115,14 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> Non
     corpus = list(paths) or [s.corpus_dir]
     try:
         report = build_index(
-            corpus, s, s.index_dir, lambda: load_embedder(s, rebuild=rebuild), progress=True, rebuild=rebuild
+            corpus,
+            s,
+            s.index_dir,
+            lambda: load_embedder(s, rebuild=rebuild),
+            progress=True,
+            rebuild=rebuild,
+            wait=not no_wait,
+            on_wait=lambda msg: click.echo(msg, err=True),
         )
     except RagError as exc:
         _fail(str(exc))

@@ -34,6 +34,10 @@ class IndexWriteError(RagError):
     """The index directory cannot be created or written (permissions, disk full, a file in the way)."""
 
 
+class IndexBusy(RagError):
+    """Another process is writing the same index directory (and the caller chose not to wait)."""
+
+
 class ModelError(RagError):
     """The embedding or reader model cannot be loaded or exported."""
 

@@ -7,13 +7,17 @@ as it was. Every filesystem failure becomes an :class:`IndexWriteError` that nam
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
-from rag.errors import IndexWriteError, RagError
+from rag.errors import IndexBusy, IndexWriteError, RagError
+
+log = logging.getLogger(__name__)
 
 WRITE_FIX = "Choose another --index-dir or RAG_INDEX_DIR, check permissions and free space."
 
@@ -119,3 +123,76 @@ def replace_dir(index_dir: Path, fill: Callable[[Path], None], *, keep: Collecti
         raise
     if old_home is not None:
         shutil.rmtree(old_home, ignore_errors=True)
+
+
+def lock_path(index_dir: Path) -> Path:
+    """The lock file of ``index_dir``: beside it, since the folder itself is replaced by renames."""
+    index_dir = index_dir.absolute()
+    return index_dir.parent / f".{index_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path, *, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the one-writer lock of ``index_dir`` (an advisory ``flock``, released by the OS when the process
+    ends, so a killed writer leaves no stale lock). Another holder makes this wait, after telling
+    ``on_wait`` who holds it, or raise :class:`IndexBusy` at once when not ``wait``.
+
+    Under the lock, what a killed writer left behind is cleaned up first (:func:`recover`).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield
+        return
+    path = lock_path(index_dir)
+    check_no_file_in_the_way(index_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise IndexWriteError(f"Cannot create the lock file {path} ({exc.strerror or exc}). {WRITE_FIX}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise IndexBusy(
+                    f"Another rag process ({holder}) is writing the index {index_dir}. Wait for it to finish, "
+                    "or run the command again without --no-wait to wait for it."
+                ) from None
+            if on_wait is not None:
+                on_wait(f"waiting for another rag process ({holder}) to finish writing the index {index_dir} ...")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        recover(index_dir)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "pid unknown"
+
+
+def recover(index_dir: Path) -> None:
+    """Clean up after a writer that was killed (call only under the writer lock).
+
+    A previous index moved aside but not replaced (killed between the two renames) is moved back; the
+    temporary folders of unfinished builds are removed.
+    """
+    index_dir = index_dir.absolute()
+    parent = index_dir.parent
+    if not parent.is_dir():
+        return
+    leftovers = sorted(parent.glob(f".{index_dir.name}.old-*")) + sorted(parent.glob(f".{index_dir.name}.tmp-*"))
+    for old in leftovers:
+        if old.name.startswith(f".{index_dir.name}.old-") and (old / "index").is_dir() and not index_dir.exists():
+            os.replace(old / "index", index_dir)
+            log.warning("restored the previous index %s, left aside by an interrupted build", index_dir)
+        shutil.rmtree(old, ignore_errors=True)

@@ -20,6 +20,7 @@ and verifying an existing export is torch-free, so the query path never loads to
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -299,6 +300,27 @@ def find_export(model_dir: Path, *, model_name: str, root: Path, fingerprint: st
     return ExportEntry(path=path, meta=verify_entry(path, root=root), created=False)
 
 
+def _remove_stale_temporaries(root: Path) -> None:
+    """Remove the temporary folders of exports whose process is gone (killed mid-export)."""
+    if not root.is_dir():
+        return
+    for tmp in [*root.glob(".tmp-*"), *root.glob(".trash-*")]:
+        parts = tmp.name.split("-")
+        pid = parts[2] if len(parts) > 3 else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
 def ensure_export(
     model_dir: str | os.PathLike[str], *, model_name: str, root: Path, force: bool = False
 ) -> ExportEntry:
@@ -314,15 +336,29 @@ def ensure_export(
     export_id = export_id_for(fingerprint)
     final = entry_dir(root, model_name, export_id)
     if force and final.exists():
-        shutil.rmtree(final)
-    found = find_export(model_dir, model_name=model_name, root=root, fingerprint=fingerprint)
+        # Never delete or rewrite an export in place: another process may be reading it. A complete one
+        # (every checksum verified, not only the stat stamps) is kept; a damaged one is renamed away first.
+        try:
+            return ExportEntry(path=final, meta=verify_entry(final, root=None), created=False)
+        except ModelError:
+            trash = root / f".trash-{export_id}-{os.getpid()}-{time.time_ns()}"
+            with contextlib.suppress(OSError):
+                os.rename(final, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+    try:
+        found = find_export(model_dir, model_name=model_name, root=root, fingerprint=fingerprint)
+    except ModelError:
+        if not force:
+            raise
+        found = None
     if found is not None:
         return found
+    _remove_stale_temporaries(root)
 
     spec = read_model_spec(model_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{export_id}-", dir=root))
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{export_id}-{os.getpid()}-", dir=root))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the export is no secret
     except OSError as exc:
         raise ModelError(

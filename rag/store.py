@@ -36,7 +36,7 @@ from rag.config import Settings
 from rag.corpus import check_has_text, scan_corpus
 from rag.digests import sha256_file
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
-from rag.index_dir import check_replaceable, replace_dir
+from rag.index_dir import check_replaceable, replace_dir, writer_lock
 from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.reader.spans import Lexicon, build_lexicon, lexicon_from_json, lexicon_to_json
 from rag.retrieval import BM25_FILES, BM25Retriever
@@ -210,6 +210,8 @@ def build_index(
     *,
     progress: bool = False,
     rebuild: bool = False,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Index the documents under ``paths`` (every format :mod:`rag.extract` reads) into ``index_dir``.
 
@@ -218,11 +220,27 @@ def build_index(
     The new index
     is written to a temporary directory and swapped in with a rename, so an interrupted build leaves the
     previous index intact. ``embedder`` may be a factory, called only when something must be embedded.
+
+    One writer at a time per index directory: another build of the same directory waits for this one
+    (``on_wait`` is told who holds it), or raises :class:`~rag.errors.IndexBusy` when not ``wait``.
     """
-    t0 = time.perf_counter()
     check_replaceable(
         index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS) | set(BM25_FILES.values()) | {LEXICON}
     )
+    with writer_lock(index_dir, wait=wait, on_wait=on_wait or (lambda msg: log.warning("%s", msg))):
+        return _build(paths, settings, index_dir, embedder, progress=progress, rebuild=rebuild)
+
+
+def _build(
+    paths: Sequence[Path],
+    settings: Settings,
+    index_dir: Path,
+    embedder: Embedder | Callable[[], Embedder],
+    *,
+    progress: bool,
+    rebuild: bool,
+) -> BuildReport:
+    t0 = time.perf_counter()
     prev = None if rebuild else _previous(index_dir, settings)
     prev_docs = prev.manifest.documents if prev else {}
     scan = scan_corpus(
