@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,6 +63,22 @@ async def get_index(pipeline: Annotated[Pipeline, Depends(get_pipeline)]) -> Ind
     if pipeline.index is None:  # a pipeline wired without an index (library use); never from the lifespan
         raise HTTPException(status_code=503, detail="The pipeline has no index to serve documents from.")
     return pipeline.index
+
+
+async def require_api_key(state: Annotated[ServiceState, Depends(get_state)], request: Request) -> None:
+    """With ``RAG_API_KEY`` set, the request must carry ``Authorization: Bearer <key>`` (compared in constant
+    time); otherwise 401 with a JSON detail."""
+    key = state.settings.api_key
+    if key is None:
+        return
+    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.get_secret_value().encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="This service needs an API key: send the header 'Authorization: Bearer <key>' "
+            "(the key is the server's RAG_API_KEY).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 
-from api.deps import IndexDep, PipelineDep, StateDep
+from api.deps import IndexDep, PipelineDep, StateDep, require_api_key
 from api.models import AskRequest, AskResponse, DocumentInfo, DocumentText, ErrorResponse, HealthResponse
 from api.page import asset_response
 from rag.errors import InvalidQuestion
@@ -23,12 +23,16 @@ def utf8_size(text: str) -> int:
 
 
 _ERRORS = {503: {"model": ErrorResponse, "description": "No usable index; the detail says how to build one."}}
+_KEY = [Depends(require_api_key)]  # routes that serve answers or documents: RAG_API_KEY applies
+_KEY_ERROR = {401: {"model": ErrorResponse, "description": "RAG_API_KEY is set and the request lacks the key."}}
 
 
 @router.post(
     "/ask",
+    dependencies=_KEY,
     response_model=AskResponse,
     responses={
+        **_KEY_ERROR,
         413: {"model": ErrorResponse, "description": "Request body too large."},
         422: {"model": ErrorResponse, "description": "Invalid body; the detail names the field."},
         **_ERRORS,
@@ -57,8 +61,9 @@ def health(index: IndexDep) -> HealthResponse:
 
 @router.get(
     "/documents",
+    dependencies=_KEY,
     response_model=list[DocumentInfo],
-    responses=_ERRORS,
+    responses={**_KEY_ERROR, **_ERRORS},
     summary="List indexed documents",
     response_model_exclude_none=True,  # `title` and `pages` only where the format has them
 )
@@ -68,8 +73,13 @@ def list_documents(index: IndexDep) -> list[DocumentInfo]:
 
 @router.get(
     "/documents/{doc_id:path}",
+    dependencies=_KEY,
     response_model=DocumentText,
-    responses={404: {"model": ErrorResponse, "description": "Not an indexed document id."}, **_ERRORS},
+    responses={
+        404: {"model": ErrorResponse, "description": "Not an indexed document id."},
+        **_KEY_ERROR,
+        **_ERRORS,
+    },
     summary="Full text of an indexed document (citation offsets index into it)",
     response_model_exclude_none=True,
 )

@@ -225,6 +225,13 @@ def serve(host: str, port: int, index_dir: Path | None, access_log: bool) -> Non
     except ImportError as exc:
         _fail(f"the HTTP service is not available ({exc}); reinstall with `pip install -e .`")
     s = _settings(index_dir=index_dir)
+    if s.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        click.secho(
+            f"warning: serving on {host} without RAG_API_KEY: anyone who can reach port {port} can ask "
+            "questions and read every indexed document. Set RAG_API_KEY to require a key.",
+            fg="yellow",
+            err=True,
+        )
     try:
         run_server(s, host=host, port=port, access_log=access_log)
     except RagError as exc:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -130,6 +130,16 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest request body the HTTP service accepts; larger ones get 413."
     )
+    api_key: SecretStr | None = Field(
+        None,
+        description="When set, POST /ask and GET /documents* need the header `Authorization: Bearer <key>` "
+        "(GET /health and the page's files stay open).",
+    )
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
 
 @lru_cache(maxsize=1)

@@ -511,3 +511,36 @@ def test_burst_gives_identical_answers(live_server: str) -> None:
     for q, _, body in results:
         assert body == reference[q], q
     assert elapsed < 60, f"burst took {elapsed:.1f} s"
+
+
+def test_an_api_key_guards_answers_and_documents_but_not_health_or_the_page(stub: StubPipeline) -> None:
+    with TestClient(create_app(api_settings(api_key="s3cret key"), pipeline=stub)) as c:
+        for method, path, body in [
+            ("POST", "/ask", {"question": "Where is the capital?"}),
+            ("GET", "/documents", None),
+            ("GET", f"/documents/{DOC_ID}", None),
+        ]:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret key"}):
+                r = c.request(method, path, json=body, headers=headers)
+                assert r.status_code == 401, (path, headers)
+                assert r.headers["www-authenticate"] == "Bearer"
+                assert "Authorization: Bearer <key>" in r.json()["detail"]
+            r = c.request(method, path, json=body, headers={"Authorization": "Bearer s3cret key"})
+            assert r.status_code == 200, (path, r.text)
+        assert c.get("/health").status_code == 200 and c.get("/").status_code == 200
+        assert "401" in json.dumps(c.get("/openapi.json").json()["paths"]["/ask"]["post"]["responses"])
+
+
+def test_serving_beyond_loopback_without_a_key_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import api.main
+    from rag.cli import app
+
+    monkeypatch.setattr(api.main, "serve", lambda *a, **kw: None)  # only the start-up checks run
+    r = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"], env={"RAG_API_KEY": ""})
+    assert r.exit_code == 0 and "warning: serving on 0.0.0.0 without RAG_API_KEY" in r.output
+    r = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"], env={"RAG_API_KEY": "k"})
+    assert r.exit_code == 0 and "warning" not in r.output
+    r = CliRunner().invoke(app, ["serve"], env={"RAG_API_KEY": ""})
+    assert r.exit_code == 0 and "warning" not in r.output  # loopback by default
