@@ -42,11 +42,48 @@ class ServiceState:
     pipeline: Pipeline | None = None
     unavailable: str | None = None  # the 503 detail when pipeline is None
     executor: ThreadPoolExecutor = field(default_factory=_inference_thread)
+    pending: int = 0  # questions admitted and not finished on the inference thread (bounded)
 
     async def run(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
         """Run ``fn(*args, **kwargs)`` on the inference thread and await its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    async def answer(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
+        """Like :meth:`run`, with backpressure: when ``max_queued_requests`` questions are already waiting or
+        running, 503 with Retry-After at once; a question not answered within ``request_timeout_s``, 503 too
+        (it is dropped if it has not started; one that has started finishes, unseen, on the thread)."""
+        limit, timeout = self.settings.max_queued_requests, self.settings.request_timeout_s
+        if self.pending >= limit:
+            raise HTTPException(
+                status_code=503,
+                detail=f"The service is busy ({self.pending} questions in the queue, the limit is {limit}; "
+                "RAG_MAX_QUEUED_REQUESTS). Retry in a moment.",
+                headers={"Retry-After": "1"},
+            )
+        loop = asyncio.get_running_loop()
+        self.pending += 1  # counted on the event loop only: the job's end is reported back to it
+        job = self.executor.submit(functools.partial(fn, *args, **kwargs))
+        job.add_done_callback(lambda _: self._call_soon(loop, self._done))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(job), timeout)
+        except asyncio.TimeoutError:
+            raise HTTPException(
+                status_code=503,
+                detail=f"The question was not answered within {timeout:g} s (RAG_REQUEST_TIMEOUT_S); the "
+                "service is overloaded. Retry in a moment.",
+                headers={"Retry-After": "2"},
+            ) from None
+
+    def _done(self) -> None:
+        self.pending -= 1
+
+    @staticmethod
+    def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+        try:
+            loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # the loop has closed (shutdown): nothing left to count
+            pass
 
 
 async def get_state(request: Request) -> ServiceState:

@@ -165,6 +165,23 @@ class BodyTooLarge(HTTPException):
         )
 
 
+DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
+
+
+async def _drain(receive: Receive, limit: int = DRAIN_LIMIT_BYTES) -> None:
+    """Read and discard the rest of a request body (up to ``limit`` bytes) before answering 413: a server
+    that answers and closes while the client is still sending makes many clients report "connection reset"
+    instead of the 413 and its detail. Past the limit the connection is closed anyway."""
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class BodyLimitMiddleware:
     """Reject request bodies over ``max_bytes`` with 413 JSON (pure ASGI; works on any FastAPI version)."""
 
@@ -177,6 +194,7 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _drain(receive)
             await self._reject(BodyTooLarge(self.max_bytes, int(declared)), scope, receive, send)
             return
 
@@ -203,6 +221,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge as exc:  # normally turned into a response inside the app already
             if started:
                 raise
+            await _drain(receive)
             await self._reject(exc, scope, receive, send)
 
     @staticmethod

@@ -130,6 +130,16 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest request body the HTTP service accepts; larger ones get 413."
     )
+    max_queued_requests: int = Field(
+        32,
+        ge=1,
+        le=10000,
+        description="Questions waiting for or running on the inference thread; one more gets 503 with "
+        "Retry-After at once instead of an ever-longer wait.",
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="A question not answered within this many seconds gets 503 with Retry-After."
+    )
     api_key: SecretStr | None = Field(
         None,
         description="When set, POST /ask and GET /documents* need the header `Authorization: Bearer <key>` "

@@ -544,3 +544,63 @@ def test_serving_beyond_loopback_without_a_key_warns(monkeypatch: pytest.MonkeyP
     assert r.exit_code == 0 and "warning" not in r.output
     r = CliRunner().invoke(app, ["serve"], env={"RAG_API_KEY": ""})
     assert r.exit_code == 0 and "warning" not in r.output  # loopback by default
+
+
+class SlowStub(StubPipeline):
+    """A stub whose answers take ``seconds`` each, to fill the queue."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def ask(self, question: str, top_k: int | None = None) -> Result:
+        time.sleep(self.seconds)
+        return super().ask(question, top_k)
+
+
+def test_a_full_queue_answers_503_with_retry_after_at_once_and_health_stays_up() -> None:
+    settings = api_settings(max_queued_requests=2, request_timeout_s=30)
+    with TestClient(create_app(settings, pipeline=SlowStub(1.5))) as c:
+
+        def ask(_: int) -> tuple[int, str | None]:
+            r = c.post("/ask", json={"question": "Where is the capital?"})
+            return r.status_code, r.headers.get("retry-after")
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            jobs = [pool.submit(ask, i) for i in range(6)]
+            time.sleep(0.2)
+            health = c.get("/health")  # while the inference thread is busy
+            results = [j.result() for j in jobs]
+        assert health.status_code == 200
+        codes = Counter(code for code, _ in results)
+        assert codes == {200: 2, 503: 4}, results  # one running and one waiting; the rest turned away
+        assert all(retry == "1" for code, retry in results if code == 503)
+        r = c.post("/ask", json={"question": "Where is the capital?"})  # the queue drained: served again
+        assert r.status_code == 200
+
+
+def test_a_question_over_the_time_limit_answers_503_and_frees_its_place() -> None:
+    with TestClient(create_app(api_settings(request_timeout_s=0.3), pipeline=SlowStub(1.0))) as c:
+        r = c.post("/ask", json={"question": "Where is the capital?"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert "not answered within 0.3 s (RAG_REQUEST_TIMEOUT_S)" in r.json()["detail"]
+        time.sleep(1.0)
+        assert c.app.state.service.pending == 0
+
+
+@pytest.mark.slow
+def test_oversized_bodies_reach_the_client_as_413_over_a_real_connection(live_server: str) -> None:
+    """A 3 MB body: the server reads and discards it, so the client gets the 413 and its detail instead of
+    a reset connection; 20 times in a row, each on a fresh connection."""
+    host, port = live_server.removeprefix("http://").split(":")
+    body = json.dumps({"question": "x", "pad": "y" * 3_000_000}).encode()
+    for _ in range(20):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            conn.request("POST", "/ask", body=body, headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            assert resp.status == 413
+            assert "limit" in json.loads(resp.read())["detail"]
+        finally:
+            conn.close()
+    assert httpx.get(f"{live_server}/health", timeout=10).status_code == 200
