@@ -2,11 +2,13 @@
 
 The model and index are loaded once, in the lifespan, and warmed with one throwaway question before the
 server accepts its first request (uvicorn binds the socket only after the lifespan start-up finished).
-If the index cannot be loaded, the service still starts and answers 503 with how to build one.
+If the index cannot be loaded, the service still starts and answers 503 with how to build one. A newly
+written index is picked up without a restart (api/reload.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from fastapi import FastAPI
 
 from api.deps import ServiceState
 from api.errors import BodyLimitMiddleware, install_error_handlers, unavailable_detail
+from api.reload import manifest_stamp, watch
 from api.routes import router
 from rag import __version__
 from rag.config import Settings, get_settings
@@ -64,6 +67,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings=settings, pipeline=pipeline)
+        state.index_stamp = manifest_stamp(state)  # before loading: a newer index is picked up by the watcher
         try:
             if state.pipeline is None:
                 state.pipeline = await state.run(load_pipeline, settings, build_if_missing=build_if_missing)
@@ -71,14 +75,19 @@ def create_app(
             state.unavailable = unavailable_detail(exc)
             log.error("%s", state.unavailable)
         else:
+            if state.index_stamp is None:  # there was none: it was built at start-up
+                state.index_stamp = manifest_stamp(state)
             await state.run(warm_up, state.pipeline)  # on the thread that will answer the questions
             idx = state.pipeline.index
             if idx is not None:
                 log.info("ready: %d documents, %d chunks", len(idx.documents), len(idx.chunks))
         app.state.service = state
+        watcher = asyncio.create_task(watch(state, warm_up)) if pipeline is None and settings.index_poll_s > 0 else None
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             state.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(

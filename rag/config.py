@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         description="Questions waiting for or running on the inference thread; one more gets 503 with "
         "Retry-After at once instead of an ever-longer wait.",
     )
+    index_poll_s: float = Field(
+        2.0,
+        ge=0,
+        description="rag serve checks this often (seconds) for a newly written index and swaps it in "
+        "between requests; 0 turns it off.",
+    )
     request_timeout_s: float = Field(
         30.0, gt=0, description="A question not answered within this many seconds gets 503 with Retry-After."
     )

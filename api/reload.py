@@ -1,0 +1,84 @@
+"""Serving while re-indexing: notice a newly written index and swap the pipeline between requests.
+
+`rag index` replaces the index folder whole (a rename), so a new index shows as a manifest with a new
+identity (inode, modification time). The watcher stats it every ``index_poll_s`` seconds; on a change it
+loads the new index beside the running one (the embedding model is shared, not reloaded), warms it on the
+inference thread, and swaps ``state.pipeline``. A request holds the pipeline it started with, so requests
+in flight finish on the old one and none mixes two indexes. A new index that cannot be loaded is logged
+and the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from api.deps import ServiceState
+from rag.errors import RagError
+from rag.pipeline import Pipeline
+from rag.store import MANIFEST, load_index
+
+log = logging.getLogger("rag.api")
+
+Stamp = tuple[int, int, int]
+
+
+def manifest_stamp(state: ServiceState) -> Stamp | None:
+    """The identity of the index's manifest file now (inode, size, mtime), or None if there is none."""
+    try:
+        st = os.stat(state.settings.index_dir / MANIFEST)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def load_new(state: ServiceState) -> Pipeline:
+    """A pipeline over the index now on disk, sharing the running pipeline's embedding model."""
+    embedder = state.pipeline.embedder if state.pipeline is not None else None
+    return Pipeline.from_index(load_index(state.settings.index_dir, state.settings), state.settings, embedder)
+
+
+async def check_once(state: ServiceState, warm: Callable[[Pipeline], None]) -> bool:
+    """Swap in the index on disk if it is not the one being served; True if a swap happened."""
+    stamp = manifest_stamp(state)
+    if stamp is None or stamp == state.index_stamp:
+        return False
+    state.index_stamp = stamp  # tried once per new manifest: a broken one is not reloaded every poll
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+    try:
+        fresh = await loop.run_in_executor(None, load_new, state)
+    except RagError as exc:
+        serving = "the previous index keeps serving" if state.pipeline is not None else "still no index"
+        log.error("a new index in %s cannot be loaded (%s); %s", state.settings.index_dir, exc, serving)
+        return False
+    await state.run(warm, fresh)  # on the inference thread, between questions
+    old = state.pipeline
+    state.pipeline, state.unavailable = fresh, None
+    idx = fresh.index
+    built = idx.manifest.created_at.isoformat() if idx is not None else "?"
+    log.info(
+        "swapped in the new index in %s (built %s: %d documents, %d chunks) after %.1f s%s",
+        state.settings.index_dir,
+        built,
+        len(idx.documents) if idx is not None else 0,
+        len(idx.chunks) if idx is not None else 0,
+        time.perf_counter() - t0,
+        "" if old is not None else "; the service is now available",
+    )
+    return True
+
+
+async def watch(state: ServiceState, warm: Callable[[Pipeline], None]) -> None:
+    """Poll for a new index every ``index_poll_s`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(state.settings.index_poll_s)
+        try:
+            await check_once(state, warm)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the watcher must outlive any one failed reload
+            log.exception("checking for a new index failed; the current one keeps serving")
