@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         4, ge=1, le=32, description="Sentence windows (a sentence and its neighbours) the learned reader reads."
     )
     learned_abstain_threshold: float = Field(
-        0.32,
+        0.37,
         ge=0.0,
         le=1.0,
         description="Learned reader: answers whose calibrated probability of being right is below this are "

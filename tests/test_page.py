@@ -647,6 +647,7 @@ def test_a_citation_of_a_paged_document_shows_its_page(seed_server: str, open_ta
     page = tab.page
     body = json.dumps({"question": "How big is the reserve?", "answers": [answer]})
     page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=body))
+    tab.goto("/")
     page.get_by_label("Question", exact=True).fill("How big is the reserve?")
     page.get_by_label("Question", exact=True).press("Enter")
     wait_for_answers(tab)

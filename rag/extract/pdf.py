@@ -99,9 +99,8 @@ def extract_pdf(data: bytes) -> tuple[str, tuple[int, ...]]:
             raise Unreadable(
                 "encrypted PDF (password-protected); save an unprotected copy to index it", "skipped"
             ) from None
-        raise Unreadable(
-            f"damaged or not really a PDF file ({str(exc).removeprefix('Failed to load document ')})"
-        ) from None
+        why = str(exc).removeprefix("Failed to load document").strip().rstrip(".").strip("()")
+        raise Unreadable(f"damaged or not really a PDF file ({why or exc.__class__.__name__})") from None
     try:
         pages = []
         for i in range(len(pdf)):
