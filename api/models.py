@@ -12,7 +12,8 @@ MAX_TOP_K = 20
 
 Question = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS),
+    # pattern: at least one character that is not whitespace (so the schema, too, says a blank one is invalid)
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS, pattern=r"\S"),
     Field(description="The question; surrounding whitespace is stripped.", examples=["Who opposed the price floor?"]),
 ]
 
@@ -22,6 +23,12 @@ class AskRequest(BaseModel):
 
     question: Question
     top_k: int = Field(3, ge=1, le=MAX_TOP_K, strict=True, description="Most answers to return.")
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _integral_number(cls, v: object) -> object:
+        # JSON Schema counts 11.0 as an integer (and clients may send it); strings and booleans stay errors
+        return int(v) if isinstance(v, float) and v.is_integer() else v
 
     @field_validator("question")
     @classmethod
