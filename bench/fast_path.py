@@ -60,6 +60,25 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def wait_until_up(port: int, server: subprocess.Popen, timeout: float = 300) -> None:
+    """Return once ``GET /health`` on ``port`` answers 200; exit if ``server`` dies or ``timeout`` passes."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/health")
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            if resp.status == 200:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline or server.poll() is not None:
+            raise SystemExit("the server did not start")
+        time.sleep(0.2)
+
+
 def http_latency(
     index_dir: Path, rounds: int, between: Callable[[], None], env_extra: dict[str, str] | None = None
 ) -> tuple[float, float, float, float]:
@@ -79,20 +98,8 @@ def http_latency(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.time() + 120
-        while True:  # the port opens only once the server has loaded and warmed the pipeline
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                conn.request("GET", "/health")
-                health = conn.getresponse()
-                health.read()
-                if health.status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+        wait_until_up(port, server, timeout=120)  # the port opens once the pipeline is loaded and warm
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         # http.client on one keep-alive connection: the leanest client in the standard library, so the
         # figures are the service's latency rather than a client library's (httpx adds ~0.5 ms a request)
         lat = []

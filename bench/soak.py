@@ -30,27 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fast_path import free_port, questions, rss_mb  # noqa: E402
+from fast_path import free_port, questions, rss_mb, wait_until_up  # noqa: E402
 
 EARLY = 1000  # requests after which the baseline memory is read
-
-
-def wait_until_up(port: int, server: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/health")
-            resp = conn.getresponse()
-            resp.read()
-            conn.close()
-            if resp.status == 200:
-                return
-        except OSError:
-            pass
-        if time.time() > deadline or server.poll() is not None:
-            raise SystemExit("the server did not start")
-        time.sleep(0.2)
 
 
 def main() -> None:
