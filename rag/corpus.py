@@ -35,7 +35,6 @@ class CorpusScan:
     documents: tuple[Document, ...]
     skipped: tuple[tuple[str, str], ...] = ()  # (doc id, reason): readable files with nothing to index
     failed: tuple[tuple[str, str], ...] = ()  # (doc id, reason): broken or unreadable files
-    reused: tuple[str, ...] = ()  # doc ids whose file was unchanged: text taken from the previous index
     other_files: int = 0  # files of formats that are not read (images, spreadsheets, ...)
 
     def summary(self) -> str:
@@ -200,7 +199,6 @@ def _read_all(
     docs: list[Document] = []
     skipped: list[tuple[str, str]] = []
     failed: list[tuple[str, str]] = []
-    reused: list[str] = []
     seen: set[str] = set()
     slow = sum(format_of(f.name) != "text" for f, _ in todo)
     bar = ProgressBar(len(todo), "Reading files") if progress and slow >= 20 else None
@@ -216,13 +214,10 @@ def _read_all(
             (skipped if exc.kind == "skipped" else failed).append((doc_id, exc.reason))
             log.warning("%s %s: %s", "skipped" if exc.kind == "skipped" else "could not index", doc_id, exc.reason)
             continue
-        prev = known.get(doc_id)
-        if prev is not None and (prev.file_sha256, prev.extractor) == (doc.file_sha256, doc.extractor):
-            reused.append(doc_id)
         docs.append(doc)
     if bar is not None:
         bar.close()
-    return CorpusScan(tuple(docs), tuple(skipped), tuple(failed), tuple(reused), other_files)
+    return CorpusScan(tuple(docs), tuple(skipped), tuple(failed), other_files)
 
 
 def load_corpus(paths: Sequence[Path], *, max_bytes: int | None = None) -> list[Document]:

@@ -9,13 +9,13 @@ touched is not reported).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from rag.config import Settings
 from rag.corpus import sha256_text
+from rag.digests import sha256_file
 from rag.manifest import DocumentInfo
 from rag.store import IndexData, update_command
 
@@ -32,7 +32,7 @@ def _same_content(path: Path, info: DocumentInfo) -> bool:
     """Does the file still hold what was indexed? Its bytes' hash when recorded, else its UTF-8 text's."""
     try:
         if info.file_sha256 is not None:
-            return hashlib.sha256(path.read_bytes()).hexdigest() == info.file_sha256
+            return sha256_file(path) == info.file_sha256
         return sha256_text(path.read_text(encoding="utf-8")) == info.sha256
     except (OSError, UnicodeDecodeError):
         return False

@@ -217,9 +217,8 @@ def build_index(
 
     Unchanged files (same bytes, same extractor) are not extracted again, and unchanged documents (same
     text, same settings) reuse their chunks and vectors; files that cannot be read are reported, not fatal.
-    The new index
-    is written to a temporary directory and swapped in with a rename, so an interrupted build leaves the
-    previous index intact. ``embedder`` may be a factory, called only when something must be embedded.
+    The new index is written to a temporary directory and swapped in with a rename, so an interrupted build
+    leaves the previous index intact. ``embedder`` may be a factory, called only when something must be embedded.
 
     One writer at a time per index directory: another build of the same directory waits for this one
     (``on_wait`` is told who holds it), or raises :class:`~rag.errors.IndexBusy` when not ``wait``.

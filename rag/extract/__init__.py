@@ -16,6 +16,7 @@ format is read.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -60,8 +61,11 @@ def format_of(name: str) -> Format | None:
     return FORMATS.get(name[dot:].lower()) if dot >= 0 else None
 
 
+@functools.cache
 def extractor_id(fmt: Format) -> str:
-    """The extractor's name and version, recorded in the manifest (a new one re-extracts the file)."""
+    """The extractor's name and version, recorded in the manifest (a new one re-extracts the file).
+
+    Cached: it is asked once per file scanned, and the installed versions do not change while running."""
     from importlib.metadata import PackageNotFoundError, version
 
     package = {"text": None, "pdf": "pypdfium2", "html": "lxml", "docx": "python-docx"}[fmt]
