@@ -70,6 +70,17 @@ index_dir_option = click.option(
 )
 
 
+def ray_option(help_text: str):  # noqa: ANN201 - a click decorator
+    """``--ray [ADDRESS]``: a flag that may take a value (alone: a local Ray)."""
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]", help=help_text
+    )
+
+
+def count_option(name: str, most: int, help_text: str):  # noqa: ANN201 - a click decorator
+    return click.option(name, type=click.IntRange(1, most), default=None, metavar="N", help=help_text)
+
+
 @click.group(context_settings=CONTEXT, epilog='Start with:  rag ask "Who opposed the price floor?"')
 @click.version_option(__version__, "--version", prog_name="rag")
 def app() -> None:
@@ -92,7 +103,19 @@ def app() -> None:
     is_flag=True,
     help="If another rag process is writing the same index, fail at once instead of waiting for it.",
 )
-def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool, no_wait: bool) -> None:
+@ray_option(
+    "Read and embed on Ray (needs the ray extra): alone, a local Ray on this machine's CPUs; `auto`, the "
+    "cluster started here by `ray start --head`; HOST:PORT, a remote cluster's head. Same index as without."
+)
+@count_option("--ray-workers", 4096, "With --ray: embedder workers (one ONNX session each); default one per 2 CPUs.")
+def index(
+    paths: tuple[Path, ...],
+    index_dir: Path | None,
+    rebuild: bool,
+    no_wait: bool,
+    ray_address: str | None,
+    ray_workers: int | None,
+) -> None:
     """Build or update the index from documents (folders are read recursively).
 
     Reads .txt and .md (UTF-8, UTF-16 with a byte order mark, or legacy encodings such as cp1252),
@@ -107,23 +130,41 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool, no_wai
       rag index                       # the bundled seeds, into index/
       rag index docs/ --index-dir my-index/
       rag index docs/ --rebuild       # re-embed everything
+      rag index big/ --ray            # read and embed on a local Ray (pip install -e ".[ray]")
+      rag index big/ --ray 10.0.0.5:6379 --ray-workers 64
     """
-    from rag.embedding import load_embedder
-    from rag.store import build_index
-
     s = _settings(index_dir=index_dir)
     corpus = list(paths) or [s.corpus_dir]
+    on_wait = lambda msg: click.echo(msg, err=True)  # noqa: E731
     try:
-        report = build_index(
-            corpus,
-            s,
-            s.index_dir,
-            lambda: load_embedder(s, rebuild=rebuild),
-            progress=True,
-            rebuild=rebuild,
-            wait=not no_wait,
-            on_wait=lambda msg: click.echo(msg, err=True),
-        )
+        if ray_address is not None:
+            from rag.scale.ray_index import build_index_ray
+
+            report = build_index_ray(
+                corpus,
+                s,
+                s.index_dir,
+                address=ray_address,
+                workers=ray_workers,
+                progress=True,
+                rebuild=rebuild,
+                wait=not no_wait,
+                on_wait=on_wait,
+            )
+        else:
+            from rag.embedding import load_embedder
+            from rag.store import build_index
+
+            report = build_index(
+                corpus,
+                s,
+                s.index_dir,
+                lambda: load_embedder(s, rebuild=rebuild),
+                progress=True,
+                rebuild=rebuild,
+                wait=not no_wait,
+                on_wait=on_wait,
+            )
     except RagError as exc:
         _fail(str(exc))
     click.echo(
@@ -209,7 +250,13 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
     show_default=True,
     help="Log one line per request (costs about 1 ms a request).",
 )
-def serve(host: str, port: int, index_dir: Path | None, access_log: bool) -> None:
+@ray_option("Serve with Ray Serve (needs the ray extra): alone, a local Ray; `auto` or HOST:PORT, a cluster.")
+@count_option(
+    "--replicas", 1024, "With --ray: copies of the service, each with its own index and model in memory (default 1)."
+)
+def serve(
+    host: str, port: int, index_dir: Path | None, access_log: bool, ray_address: str | None, replicas: int | None
+) -> None:
     """Run the HTTP service: POST /ask, GET /health, GET /documents (docs at /docs).
 
     The index and model load once, and the port opens only after a warm-up question. With no index
@@ -219,7 +266,10 @@ def serve(host: str, port: int, index_dir: Path | None, access_log: bool) -> Non
     Example:
       rag serve --port 8080 --index-dir my-index/
       curl -s localhost:8080/ask -H 'content-type: application/json' -d '{"question": "Who opposed the price floor?"}'
+      rag serve --ray --replicas 2    # Ray Serve (pip install -e ".[ray]"): same endpoints, 2 replicas
     """
+    if replicas is not None and ray_address is None:
+        _fail("--replicas needs --ray (one `rag serve` process is one replica).")
     try:
         from api.main import serve as run_server
     except ImportError as exc:
@@ -233,7 +283,12 @@ def serve(host: str, port: int, index_dir: Path | None, access_log: bool) -> Non
             err=True,
         )
     try:
-        run_server(s, host=host, port=port, access_log=access_log)
+        if ray_address is not None:
+            from rag.scale.ray_serve import serve_forever
+
+            serve_forever(s, host=host, port=port, replicas=replicas or 1, address=ray_address, on_ready=click.echo)
+        else:
+            run_server(s, host=host, port=port, access_log=access_log)
     except RagError as exc:
         _fail(str(exc))
 

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 EmbeddingBackend = Literal["auto", "onnx", "torch"]
-FaissKind = Literal["flat", "hnsw", "ivf"]
+FaissKind = Literal["flat", "hnsw", "ivf", "ivfpq"]
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 ReaderKind = Literal["learned", "heuristic", "hf"]
 
@@ -61,10 +61,23 @@ class Settings(BaseSettings):
     chunk_overlap_sentences: int = Field(1, ge=0, le=5, description="Sentences repeated across a split.")
 
     # Vector index
-    faiss_index: FaissKind = Field("flat", description="flat (exact), hnsw or ivf for large corpora.")
+    faiss_index: FaissKind = Field(
+        "flat",
+        description="flat (exact; to ~100k chunks), hnsw (millions, ~1.1x the vectors' memory), ivf, or ivfpq "
+        "(millions, ~1/25 of the memory; candidates re-scored exactly). See rag/vector_index.py.",
+    )
     hnsw_m: int = Field(32, ge=4, le=128)
+    hnsw_ef_construction: int = Field(40, ge=8, le=2048, description="HNSW build effort (higher: better graph).")
+    hnsw_ef_search: int = Field(64, ge=1, le=4096, description="HNSW search effort (higher: better recall, slower).")
     ivf_nlist: int = Field(64, ge=1)
     ivf_nprobe: int = Field(8, ge=1)
+    pq_m: int = Field(48, ge=1, le=1024, description="ivfpq: bytes per vector (must divide the dimension, 384).")
+    pq_rerank: int = Field(
+        10, ge=1, le=1000, description="ivfpq: k x this many candidates are re-scored with the exact vectors."
+    )
+    faiss_train_sample: int = Field(
+        100_000, ge=1000, description="ivf/ivfpq: at most this many vectors (a seeded sample) train the quantisers."
+    )
 
     # Retrieval
     retrieval: RetrievalMode = "hybrid"
@@ -150,6 +163,23 @@ class Settings(BaseSettings):
         None,
         description="When set, POST /ask and GET /documents* need the header `Authorization: Bearer <key>` "
         "(GET /health and the page's files stay open).",
+    )
+
+    # Ray (the optional extra: rag index --ray, rag serve --ray)
+    ray_workers: int | None = Field(
+        None, ge=1, le=4096, description="rag index --ray: embedder actors; default one per 2 CPUs of the cluster."
+    )
+    ray_batch_size: int = Field(
+        256,
+        ge=1,
+        le=65536,
+        description="rag index --ray: texts per batch handed to an embedder actor (256: bench/ray_index.py).",
+    )
+    ray_connect_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="--ray ADDRESS: give up (one error line) when the cluster does not answer."
+    )
+    ray_replica_cpus: float = Field(
+        1.0, gt=0, le=256, description="rag serve --ray: CPUs Ray reserves for each replica."
     )
 
     @field_validator("api_key", mode="before")

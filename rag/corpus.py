@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -86,18 +86,33 @@ def _files_under(root: Path, follow_external: bool = False) -> Iterable[tuple[Pa
             yield path, rel.as_posix(), None
 
 
-def read_document(
-    path: Path,
-    doc_id: str,
-    *,
-    max_bytes: int | None = None,
-    known: Document | None = None,
-) -> Document:
-    """Read and extract one file; raise :class:`Unreadable` saying why it cannot be indexed.
+@dataclass(frozen=True)
+class Unchanged:
+    """What :func:`read_file` gives for a file whose bytes and extractor are those of the known document."""
 
-    ``known`` is the previous index's document of the same id: when the file's bytes and the extractor
-    are unchanged its text is reused instead of extracted again.
-    """
+    source: SourceStamp | None
+
+
+@dataclass(frozen=True)
+class ReadJob:
+    """One file to read: its path, its doc id, and the previous index's document of that id (or None)."""
+
+    path: Path
+    doc_id: str
+    known: Document | None = None
+
+
+ReadResult = Document | Unreadable
+# Reads a batch of files, in order; an element is the document or why it cannot be indexed. The default
+# reads them one by one (:func:`read_files`); ``rag index --ray`` reads them on a Ray cluster.
+ReadFiles = Callable[[Sequence[ReadJob], "int | None", bool], list[ReadResult]]
+
+
+def read_file(
+    path: Path, doc_id: str, *, max_bytes: int | None = None, known_as: tuple[str | None, str | None] | None = None
+) -> Document | Unchanged:
+    """Read and extract one file, or say it is :class:`Unchanged` when its byte sha256 and extractor are
+    ``known_as``; raise :class:`Unreadable` saying why it cannot be indexed."""
     fmt = format_of(path.name)
     if fmt is None:
         raise Unreadable(f"not a format rag reads ({_SHOWN_SUFFIXES})", "skipped")
@@ -112,9 +127,8 @@ def read_document(
     except OSError as exc:
         raise Unreadable(f"cannot read it ({exc.strerror or exc})") from None
     file_sha256 = hashlib.sha256(data).hexdigest()
-    extractor = extractor_id(fmt)
-    if known is not None and known.file_sha256 == file_sha256 and known.extractor == extractor:
-        return replace(known, source=source)
+    if known_as is not None and known_as == (file_sha256, extractor_id(fmt)):
+        return Unchanged(source)
     got = extract(data, fmt)
     return Document(
         doc_id=doc_id,
@@ -127,6 +141,45 @@ def read_document(
         title=got.title,
         pages=got.pages,
     )
+
+
+def known_as(known: Document | None) -> tuple[str | None, str | None] | None:
+    return (known.file_sha256, known.extractor) if known is not None else None
+
+
+def read_document(
+    path: Path,
+    doc_id: str,
+    *,
+    max_bytes: int | None = None,
+    known: Document | None = None,
+) -> Document:
+    """Read and extract one file; raise :class:`Unreadable` saying why it cannot be indexed.
+
+    ``known`` is the previous index's document of the same id: when the file's bytes and the extractor
+    are unchanged its text is reused instead of extracted again.
+    """
+    got = read_file(path, doc_id, max_bytes=max_bytes, known_as=known_as(known))
+    return replace(known, source=got.source) if isinstance(got, Unchanged) and known is not None else got  # type: ignore[return-value]
+
+
+def read_files(jobs: Sequence[ReadJob], max_bytes: int | None, progress: bool) -> list[ReadResult]:
+    """Read ``jobs`` one by one in this process (a progress bar for 20 or more PDF, HTML or Word files)."""
+    from rag.progress import ProgressBar
+
+    slow = sum(format_of(j.path.name) != "text" for j in jobs)
+    bar = ProgressBar(len(jobs), "Reading files") if progress and slow >= 20 else None
+    out: list[ReadResult] = []
+    for job in jobs:
+        try:
+            out.append(read_document(job.path, job.doc_id, max_bytes=max_bytes, known=job.known))
+        except Unreadable as exc:
+            out.append(exc)
+        if bar is not None:
+            bar.advance(1)
+    if bar is not None:
+        bar.close()
+    return out
 
 
 def stamp(path: Path) -> SourceStamp | None:
@@ -150,8 +203,12 @@ def scan_corpus(
     known: Mapping[str, Document] | None = None,
     progress: bool = False,
     follow_external_symlinks: bool = False,
+    read: ReadFiles = read_files,
 ) -> CorpusScan:
-    """Read every file rag reads under ``paths`` (see :func:`load_corpus` for the doc ids and errors)."""
+    """Read every file rag reads under ``paths`` (see :func:`load_corpus` for the doc ids and errors).
+
+    ``read`` reads the files (default: one by one, here; :mod:`rag.scale.ray_index` reads them on Ray).
+    """
     if not paths:
         raise CorpusError(
             f"No corpus path given. Pass a folder of documents ({_SHOWN_SUFFIXES}), e.g. `rag index seeds/`."
@@ -183,7 +240,7 @@ def scan_corpus(
                 other_files += 1
             else:
                 todo.append((file, prefix + doc_id))
-    scan = _read_all(todo, max_bytes, known or {}, progress, other_files)
+    scan = _read_all(todo, max_bytes, known or {}, progress, other_files, read)
     return replace(scan, skipped=(*links, *scan.skipped)) if links else scan
 
 
@@ -193,30 +250,23 @@ def _read_all(
     known: Mapping[str, Document],
     progress: bool,
     other_files: int,
+    read: ReadFiles,
 ) -> CorpusScan:
-    from rag.progress import ProgressBar
-
+    jobs: list[ReadJob] = []
+    seen: set[str] = set()
+    for file, doc_id in todo:
+        if doc_id not in seen:
+            seen.add(doc_id)
+            jobs.append(ReadJob(file, doc_id, known.get(doc_id)))
     docs: list[Document] = []
     skipped: list[tuple[str, str]] = []
     failed: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    slow = sum(format_of(f.name) != "text" for f, _ in todo)
-    bar = ProgressBar(len(todo), "Reading files") if progress and slow >= 20 else None
-    for file, doc_id in todo:
-        if bar is not None:
-            bar.advance(1)
-        if doc_id in seen:
-            continue
-        seen.add(doc_id)
-        try:
-            doc = read_document(file, doc_id, max_bytes=max_bytes, known=known.get(doc_id))
-        except Unreadable as exc:
-            (skipped if exc.kind == "skipped" else failed).append((doc_id, exc.reason))
-            log.warning("%s %s: %s", "skipped" if exc.kind == "skipped" else "could not index", doc_id, exc.reason)
-            continue
-        docs.append(doc)
-    if bar is not None:
-        bar.close()
+    for job, got in zip(jobs, read(jobs, max_bytes, progress), strict=True):
+        if isinstance(got, Unreadable):
+            (skipped if got.kind == "skipped" else failed).append((job.doc_id, got.reason))
+            log.warning("%s %s: %s", "skipped" if got.kind == "skipped" else "could not index", job.doc_id, got.reason)
+        else:
+            docs.append(got)
     return CorpusScan(tuple(docs), tuple(skipped), tuple(failed), other_files)
 
 

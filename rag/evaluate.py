@@ -64,7 +64,7 @@ def variants(p: Pipeline) -> dict[str, Pipeline]:
     if isinstance(searcher, HybridRetriever):
         dense, lexical, rrf_k = searcher.dense, searcher.lexical, searcher.rrf_k
     else:
-        dense = DenseRetriever(p.index.faiss_index)
+        dense = searcher if isinstance(searcher, DenseRetriever) else DenseRetriever(p.index.faiss_index)
         lexical = bm25_for(p.index)
         rrf_k = 60
     base = p.retriever

@@ -24,7 +24,7 @@ class ChunkingInfo(BaseModel):
 class FaissInfo(BaseModel):
     """The parameters that shape ``vectors.faiss``; loading checks them against the settings.
 
-    - ``kind``: ``flat``, ``hnsw`` or ``ivf`` (RAG_FAISS_INDEX);
+    - ``kind``: ``flat``, ``hnsw``, ``ivf`` or ``ivfpq`` (RAG_FAISS_INDEX);
     - ``hnsw_m``: links per node of an HNSW graph (RAG_HNSW_M), for ``hnsw``;
     - ``ivf_nlist``: the number of IVF lists actually trained, for ``ivf``. It is RAG_IVF_NLIST capped at one
       list per 39 chunks (FAISS wants at least 39 training vectors per list) and at least 1, so a corpus of
@@ -32,13 +32,22 @@ class FaissInfo(BaseModel):
     - ``ivf_nlist_requested``: RAG_IVF_NLIST when the index was built (absent in indexes written before it
       was recorded).
 
-    The IVF search-time knob ``nprobe`` (RAG_IVF_NPROBE) is not stored: it is applied when the index is loaded.
+    - ``pq_m``, ``pq_bits``: bytes a vector is coded into and bits a code, for ``ivfpq`` (RAG_PQ_M; the bits are
+      8, or fewer when the corpus is too small to train 256 centroids a sub-space);
+    - ``recall_at_10``: for the approximate kinds, recall@10 against an exact search measured at build time
+      (rag.vector_index.measure_recall), with the search-time knobs of the build.
+
+    The search-time knobs (RAG_IVF_NPROBE, RAG_HNSW_EF_SEARCH, RAG_PQ_RERANK) are not stored: they are applied
+    when the index is loaded.
     """
 
     kind: str
     hnsw_m: int | None = None
     ivf_nlist: int | None = None
     ivf_nlist_requested: int | None = None
+    pq_m: int | None = None
+    pq_bits: int | None = None
+    recall_at_10: float | None = None
 
 
 class DocumentInfo(BaseModel):

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from rag.config import Settings
 from rag.errors import IndexMissing, InvalidQuestion
 from rag.extract import page_at
-from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, PassageRetriever, Query
-from rag.store import IndexData, bm25_for, build_index, load_index
+from rag.retrieval import BM25Retriever, HybridRetriever, PassageRetriever, Query
+from rag.store import IndexData, bm25_for, build_index, dense_retriever, load_index
 from rag.types import Answer, Document, Hit, Result
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class Pipeline:
         from rag.embedding import load_embedder
 
         bm25 = bm25_for(index)
-        dense = DenseRetriever(index.faiss_index)
+        dense = dense_retriever(index, settings)
         searcher = {"dense": dense, "bm25": bm25, "hybrid": HybridRetriever(dense, bm25, settings.rrf_k)}[
             settings.retrieval
         ]

@@ -100,16 +100,17 @@ def collapse_duplicates(
 class DenseRetriever:
     needs_vectors = True
 
-    def __init__(self, faiss_index) -> None:  # noqa: ANN001 - a faiss.Index
-        self._index = faiss_index
+    def __init__(self, faiss_index, vectors: np.ndarray | None = None, rerank: int = 1) -> None:  # noqa: ANN001
+        """``faiss_index``: a faiss.Index; with ``vectors`` (the chunk vectors) and ``rerank`` > 1, its best
+        ``k x rerank`` are re-scored exactly (for a product-quantised index)."""
+        self._index, self._vectors, self._rerank = faiss_index, vectors, rerank
 
     def search(self, query: Query, k: int) -> list[tuple[int, float]]:
+        from rag.vector_index import search
+
         if query.vector is None:
             raise ValueError("DenseRetriever needs the query vector")
-        k = min(k, self._index.ntotal)
-        if k <= 0:
-            return []
-        scores, rows = self._index.search(query.vector.reshape(1, -1).astype(np.float32), k)
+        scores, rows = search(self._index, query.vector.reshape(1, -1), k, self._vectors, self._rerank)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
 

@@ -33,14 +33,15 @@ from pydantic import ValidationError
 from rag import __version__
 from rag.chunking import chunk_text
 from rag.config import Settings
-from rag.corpus import check_has_text, scan_corpus
+from rag.corpus import ReadFiles, check_has_text, read_files, scan_corpus
 from rag.digests import sha256_file
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
 from rag.index_dir import check_replaceable, replace_dir, writer_lock
-from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, FaissInfo, Manifest
+from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, Manifest
 from rag.reader.spans import Lexicon, build_lexicon, lexicon_from_json, lexicon_to_json
-from rag.retrieval import BM25_FILES, BM25Retriever
+from rag.retrieval import BM25_FILES, BM25Retriever, DenseRetriever
 from rag.types import Chunk, Document, Span
+from rag.vector_index import IVF_MIN_POINTS_PER_LIST, configure, ivf_nlist_for, make_faiss_index, read_faiss
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -59,7 +60,6 @@ ARTEFACTS = (
 LEXICON = "lexicon.json"  # optional: absent from indexes written before it
 KEEP_FILES = {"README.md", ".gitkeep"}  # carried over when the directory is replaced
 DEFAULT_INDEX_DIR: Path = Settings.model_fields["index_dir"].default
-IVF_MIN_POINTS_PER_LIST = 39  # FAISS warns (and clusters poorly) with fewer training vectors per IVF list
 
 
 @dataclass(frozen=True)
@@ -138,48 +138,6 @@ def _corpus_args(manifest: Manifest, settings: Settings) -> list[str]:
     return [] if manifest.corpus == [str(settings.corpus_dir)] else list(manifest.corpus)
 
 
-# --------------------------------------------------------------------------------------------- FAISS
-def ivf_nlist_for(chunks: int, requested: int) -> int:
-    """The number of IVF lists trained for ``chunks`` vectors when RAG_IVF_NLIST is ``requested``.
-
-    At most one list per 39 vectors (FAISS's minimum training points per centroid) and at least one, so
-    a small corpus (under 78 chunks, e.g. the seeds) gets a single list: IVF then scans every vector, an
-    exact search like ``flat``, whatever RAG_IVF_NPROBE is.
-    """
-    return max(1, min(requested, chunks // IVF_MIN_POINTS_PER_LIST))
-
-
-def make_faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, FaissInfo]:
-    import faiss
-
-    n, dim = vectors.shape
-    kind = settings.faiss_index
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        info = FaissInfo(kind=kind, hnsw_m=settings.hnsw_m)
-    elif kind == "ivf":
-        nlist = ivf_nlist_for(n, settings.ivf_nlist)
-        if nlist < settings.ivf_nlist:
-            log.info(
-                "IVF: %d lists instead of RAG_IVF_NLIST=%d for %d chunks (at most one list per %d chunks)",
-                nlist,
-                settings.ivf_nlist,
-                n,
-                IVF_MIN_POINTS_PER_LIST,
-            )
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        if n:
-            index.train(vectors)
-        info = FaissInfo(kind=kind, ivf_nlist=nlist, ivf_nlist_requested=settings.ivf_nlist)
-    else:
-        index = faiss.IndexFlatIP(dim)
-        info = FaissInfo(kind="flat")
-    if n:
-        index.add(vectors)
-    return index, info
-
-
 # --------------------------------------------------------------------------------------------- build
 def _compatible(manifest: Manifest, settings: Settings) -> bool:
     return (
@@ -212,6 +170,7 @@ def build_index(
     rebuild: bool = False,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    read: ReadFiles = read_files,
 ) -> BuildReport:
     """Index the documents under ``paths`` (every format :mod:`rag.extract` reads) into ``index_dir``.
 
@@ -222,12 +181,14 @@ def build_index(
 
     One writer at a time per index directory: another build of the same directory waits for this one
     (``on_wait`` is told who holds it), or raises :class:`~rag.errors.IndexBusy` when not ``wait``.
+    ``read`` reads the files that must be read (:mod:`rag.scale.ray_index` passes one that runs on Ray, and an
+    embedder that embeds on Ray); everything else is the same code whichever runs it.
     """
     check_replaceable(
         index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS) | set(BM25_FILES.values()) | {LEXICON}
     )
     with writer_lock(index_dir, wait=wait, on_wait=on_wait or (lambda msg: log.warning("%s", msg))):
-        return _build(paths, settings, index_dir, embedder, progress=progress, rebuild=rebuild)
+        return _build(paths, settings, index_dir, embedder, progress=progress, rebuild=rebuild, read=read)
 
 
 def _build(
@@ -238,6 +199,7 @@ def _build(
     *,
     progress: bool,
     rebuild: bool,
+    read: ReadFiles,
 ) -> BuildReport:
     t0 = time.perf_counter()
     prev = None if rebuild else _previous(index_dir, settings)
@@ -248,6 +210,7 @@ def _build(
         known=prev.documents if prev else None,
         progress=progress,
         follow_external_symlinks=settings.follow_external_symlinks,
+        read=read,
     )
     check_has_text(scan, paths)
     docs = scan.documents
@@ -445,6 +408,12 @@ def bm25_for(index: IndexData) -> BM25Retriever:
     return BM25Retriever([c.text for c in index.chunks])
 
 
+def dense_retriever(index: IndexData, settings: Settings) -> DenseRetriever:
+    """The dense retriever over the index's FAISS index (re-scoring ivfpq candidates with the exact vectors)."""
+    rerank = settings.pq_rerank if index.manifest.faiss.kind == "ivfpq" else 1
+    return DenseRetriever(index.faiss_index, index.chunk_vectors if rerank > 1 else None, rerank)
+
+
 # --------------------------------------------------------------------------------------------- load
 def read_manifest(index_dir: Path) -> Manifest:
     path = index_dir / MANIFEST
@@ -482,9 +451,11 @@ def _faiss_mismatch(manifest: Manifest, settings: Settings) -> tuple[str, str] |
         )
     if f.kind == "hnsw" and f.hnsw_m != settings.hnsw_m:
         return f"hnsw_m={f.hnsw_m} but the settings say hnsw_m={settings.hnsw_m}", f"RAG_HNSW_M={f.hnsw_m}"
-    if f.kind == "ivf":
+    if f.kind == "ivfpq" and f.pq_m != settings.pq_m:
+        return f"pq_m={f.pq_m} but the settings say pq_m={settings.pq_m}", f"RAG_PQ_M={f.pq_m}"
+    if f.kind in ("ivf", "ivfpq"):
         chunks = manifest.counts.get("chunks", 0)
-        expected = ivf_nlist_for(chunks, settings.ivf_nlist)
+        expected = ivf_nlist_for(min(chunks, settings.faiss_train_sample), settings.ivf_nlist)
         if f.ivf_nlist != expected:
             restore = f"RAG_IVF_NLIST={f.ivf_nlist_requested or f.ivf_nlist}"
             return (
@@ -528,7 +499,6 @@ def check_compatible(manifest: Manifest, settings: Settings, index_dir: Path) ->
 
 def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = True) -> IndexData:
     """Load and verify an index directory; every problem becomes a one-line :class:`RagError`."""
-    import faiss
 
     manifest = read_manifest(index_dir)
     if check_settings:
@@ -565,9 +535,10 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
             for r in _read_jsonl(index_dir / "chunks.jsonl")
         ]
         sentences = [SentenceRef(r["doc_id"], r["start"], r["end"]) for r in _read_jsonl(index_dir / "sentences.jsonl")]
-        chunk_vectors = np.load(index_dir / "chunk_vectors.npy", allow_pickle=False)
-        sentence_vectors = np.load(index_dir / "sentence_vectors.npy", allow_pickle=False)
-        faiss_index = faiss.read_index(str(index_dir / "vectors.faiss"))
+        # memory-mapped: replicas on one host share the pages, and a large index costs only what is touched
+        chunk_vectors = np.load(index_dir / "chunk_vectors.npy", allow_pickle=False, mmap_mode="r")
+        sentence_vectors = np.load(index_dir / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
+        faiss_index = read_faiss(index_dir / "vectors.faiss")
         lexicon = (
             lexicon_from_json(json.loads((index_dir / LEXICON).read_text(encoding="utf-8")))
             if LEXICON in manifest.files
@@ -581,8 +552,7 @@ def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = Tr
         or len(sentence_vectors) != len(sentences)
     ):
         raise IndexCorrupt(f"The index in {index_dir} is inconsistent (row counts differ). {hint}")
-    if manifest.faiss.kind == "ivf":
-        faiss.extract_index_ivf(faiss_index).nprobe = settings.ivf_nprobe
+    configure(faiss_index, manifest.faiss, settings)
     return IndexData(
         path=index_dir,
         manifest=manifest,

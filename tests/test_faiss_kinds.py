@@ -1,4 +1,4 @@
-"""The HNSW and IVF vector indexes: building, loading, searching, and the load-time settings check."""
+"""The HNSW, IVF and IVF-PQ vector indexes: building, recall, loading, searching, the load-time settings check."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from rag.errors import IndexMismatch
 from rag.manifest import ChunkingInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.store import build_index, check_compatible, index_command, ivf_nlist_for, load_index, make_faiss_index
+from rag.vector_index import measure_recall, read_faiss, search
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -43,7 +44,8 @@ def test_make_ivf_index_records_trained_and_requested_nlist(settings_factory, n,
 
     vectors = _unit_vectors(n)
     index, info = make_faiss_index(vectors, settings_factory(faiss_index="ivf"))
-    assert info == FaissInfo(kind="ivf", ivf_nlist=nlist, ivf_nlist_requested=64)
+    # nprobe 8 >= nlist: every list is searched, so the measured recall is that of an exact search
+    assert info == FaissInfo(kind="ivf", ivf_nlist=nlist, ivf_nlist_requested=64, recall_at_10=1.0)
     assert faiss.extract_index_ivf(index).nlist == nlist and index.ntotal == n
     faiss.extract_index_ivf(index).nprobe = nlist  # every list: exact
     _, rows = index.search(vectors[:20], 1)
@@ -53,7 +55,7 @@ def test_make_ivf_index_records_trained_and_requested_nlist(settings_factory, n,
 def test_make_hnsw_index_finds_each_vector_itself(settings_factory):
     vectors = _unit_vectors(300)
     index, info = make_faiss_index(vectors, settings_factory(faiss_index="hnsw", hnsw_m=16))
-    assert info == FaissInfo(kind="hnsw", hnsw_m=16)
+    assert info.kind == "hnsw" and info.hnsw_m == 16 and 0.9 <= info.recall_at_10 <= 1.0
     assert index.hnsw.nb_neighbors(1) == 16  # level-0 links are 2 * M, upper levels M
     index.hnsw.efSearch = 64  # a wide search, so the test does not hinge on one greedy walk
     _, rows = index.search(vectors, 1)
@@ -181,6 +183,66 @@ def test_index_command_names_a_non_default_index_dir_and_corpus(index_dir, kw, e
     assert index_command(index_dir, **kw) == expected
 
 
+def _clustered(n: int, dim: int = 64, centers: int = 40, seed: int = 1) -> np.ndarray:
+    """Unit vectors around ``centers`` directions (real embeddings cluster too; uniform noise has no neighbours)."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centers, dim)).astype(np.float32)
+    v = c[rng.integers(0, centers, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_ivfpq_is_trained_on_a_sample_and_its_recall_is_measured(settings_factory):
+    import faiss
+
+    vectors = _clustered(4000)
+    s = settings_factory(faiss_index="ivfpq", ivf_nlist=32, ivf_nprobe=8, pq_m=16, faiss_train_sample=2000)
+    index, info = make_faiss_index(vectors, s)
+    assert isinstance(index, faiss.IndexIVFPQ) and index.ntotal == 4000
+    assert (info.ivf_nlist, info.pq_m, info.pq_bits) == (32, 16, 5)  # trained on 2000: 2000 // 39 = 51 >= 2**5
+    assert index.pq.M == 16 and index.code_size == 10  # 16 codes of 5 bits: 10 bytes a vector instead of 256
+    truth = measure_recall(index, vectors, s)
+    assert info.recall_at_10 == round(truth, 4) and info.recall_at_10 >= 0.8
+    without = measure_recall(index, vectors, s.model_copy(update={"pq_rerank": 1}))
+    assert without < info.recall_at_10  # the exact re-scoring is what makes PQ usable
+
+
+def test_pq_m_must_divide_the_dimension(settings_factory):
+    from rag.errors import IndexWriteError
+
+    with pytest.raises(IndexWriteError, match="RAG_PQ_M=10 does not divide the vectors' dimension 64"):
+        make_faiss_index(_clustered(500), settings_factory(faiss_index="ivfpq", pq_m=10))
+
+
+def test_reranked_search_equals_exact_search_when_every_row_is_a_candidate():
+    import faiss
+
+    vectors = _clustered(300, dim=32)
+    coarse = faiss.IndexIVFPQ(faiss.IndexFlatIP(32), 32, 1, 4, 4, faiss.METRIC_INNER_PRODUCT)
+    coarse.train(vectors)
+    coarse.add(vectors)
+    exact = faiss.IndexFlatIP(32)
+    exact.add(vectors)
+    q = vectors[:7] + 0.01
+    want_scores, want_rows = exact.search(q, 5)
+    scores, rows = search(coarse, q, 5, vectors, rerank=60)  # 5 x 60 >= 300: every row is re-scored
+    assert rows.tolist() == want_rows.tolist()
+    assert np.allclose(scores, want_scores, atol=1e-5)
+    _, approx = search(coarse, q, 5, vectors, rerank=1)  # PQ scores only: 4 bytes a vector, not exact
+    assert approx.tolist() != want_rows.tolist()
+
+
+def test_index_files_are_memory_mapped_on_load(tmp_path):
+    import faiss
+
+    vectors = _clustered(500)
+    index = faiss.IndexFlatIP(64)
+    index.add(vectors)
+    faiss.write_index(index, str(tmp_path / "v.faiss"))
+    loaded = read_faiss(tmp_path / "v.faiss")
+    _, rows = loaded.search(vectors[:3], 1)
+    assert rows[:, 0].tolist() == [0, 1, 2]
+
+
 # ------------------------------------------------------------------------------ with the real model
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory) -> Path:
@@ -195,9 +257,9 @@ def tiny_corpus(tmp_path_factory) -> Path:
 def built(tmp_path_factory, tiny_corpus, settings_factory, embedder) -> dict[str, Path]:
     """The tiny corpus indexed once with each FAISS kind."""
     out = {}
-    for kind in ("flat", "hnsw", "ivf"):
+    for kind in ("flat", "hnsw", "ivf", "ivfpq"):
         idx = tmp_path_factory.mktemp(kind) / "index"
-        report = build_index([tiny_corpus], settings_factory(faiss_index=kind), idx, embedder)
+        report = build_index([tiny_corpus], settings_factory(faiss_index=kind, pq_m=96), idx, embedder)
         assert report.documents == len(DOCS)
         out[kind] = idx
     return out
@@ -226,11 +288,25 @@ def test_hnsw_and_ivf_rank_like_flat(built, settings_factory, embedder):
     question = embedder.encode(["Where is gallium refined?"])
     rankings = {}
     for kind, idx in built.items():
-        data = load_index(idx, settings_factory(faiss_index=kind))
+        data = load_index(idx, settings_factory(faiss_index=kind, pq_m=96))
         _, rows = data.faiss_index.search(question, len(DOCS))
         rankings[kind] = [data.chunks[r].doc_id for r in rows[0]]
     assert rankings["flat"][0] == "gallium.md"
     assert rankings["hnsw"] == rankings["flat"] and rankings["ivf"] == rankings["flat"]
+
+
+@pytest.mark.slow
+def test_ivfpq_index_answers_like_flat(built, settings_factory):
+    from rag.pipeline import Pipeline
+
+    answers = {}
+    for kind in ("flat", "ivfpq"):
+        s = settings_factory(faiss_index=kind, pq_m=96, reader="heuristic")
+        p = Pipeline.from_index(load_index(built[kind], s), s)
+        answers[kind] = p.ask("Where is gallium refined?", top_k=3).to_dict()
+    m = json.loads((built["ivfpq"] / "manifest.json").read_text(encoding="utf-8"))["faiss"]
+    assert (m["kind"], m["ivf_nlist"], m["pq_m"], m["pq_bits"], m["recall_at_10"]) == ("ivfpq", 1, 96, 1, 1.0)
+    assert answers["ivfpq"] == answers["flat"] and answers["flat"]["answers"]
 
 
 @pytest.mark.slow
@@ -239,7 +315,15 @@ def test_ivf_on_a_small_corpus_has_one_list_and_applies_nprobe_at_load(built, se
 
     idx = built["ivf"]
     manifest = json.loads((idx / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["faiss"] == {"kind": "ivf", "hnsw_m": None, "ivf_nlist": 1, "ivf_nlist_requested": 64}
+    assert manifest["faiss"] == {
+        "kind": "ivf",
+        "hnsw_m": None,
+        "ivf_nlist": 1,
+        "ivf_nlist_requested": 64,
+        "pq_m": None,
+        "pq_bits": None,
+        "recall_at_10": 1.0,  # one list: an exact search
+    }
     data = load_index(idx, settings_factory(faiss_index="ivf", ivf_nprobe=3, ivf_nlist=16))
     ivf = faiss.extract_index_ivf(data.faiss_index)
     assert ivf.nlist == 1 and ivf.nprobe == 3
@@ -277,7 +361,7 @@ def test_reindexing_the_seeds_as_ivf_reuses_the_vectors(seed_index_dir, tmp_path
     report = build_index([SEEDS], s, idx, embedder)
     assert report.embedded == 0 and report.chunks < 78
     data = load_index(idx, s)
-    assert data.manifest.faiss == FaissInfo(kind="ivf", ivf_nlist=1, ivf_nlist_requested=64)
+    assert data.manifest.faiss == FaissInfo(kind="ivf", ivf_nlist=1, ivf_nlist_requested=64, recall_at_10=1.0)
     assert faiss.extract_index_ivf(data.faiss_index).nprobe == 8
     flat = load_index(seed_index_dir, settings_factory())
     np.testing.assert_array_equal(data.chunk_vectors, flat.chunk_vectors)
