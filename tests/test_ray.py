@@ -173,3 +173,33 @@ def test_ray_serve_answers_like_rag_serve(seed_index_dir, tmp_path, local_ray):
     assert bodies["ray"] == bodies["plain"]
     assert bodies["plain"][0][0] == 200 and bodies["plain"][0][1]["answers"][0]["text"] == "Washington"
     assert [status for status, _ in bodies["plain"]] == [200, 200, 422, 404, 200]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_ray_serve_and_its_local_ray(seed_index_dir, tmp_path):
+    """Ctrl-C in a terminal signals the whole process group (Ray's own processes too); the server must
+    still exit promptly, not wait forever on a Ray that is already going down."""
+    import signal
+    import subprocess
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "RAG_READER": "heuristic", "PYTHONPATH": str(ROOT), "RAG_INDEX_POLL_S": "0"}
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--ray", "--port", str(port), "--index-dir", str(seed_index_dir)]
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120  # up once it says so (Ray Serve's proxy answers before that)
+        while time.monotonic() < deadline and proc.poll() is None:
+            if "serving on http://127.0.0.1:" in (tmp_path / "serve.log").read_text():
+                break
+            time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -77,18 +77,31 @@ def start(settings: Settings, *, host: str, port: int, replicas: int, address: s
     settings = absolute_paths(settings)
     ensure_index(settings)
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # Serve configures its driver logger in start()
     serve.run(deployment(settings, replicas), name=APP_NAME, route_prefix="/", blocking=False)
     return ray
 
 
-def stop() -> None:
-    from ray import serve
+def stop(address: str = LOCAL, timeout_s: float = 15.0) -> None:
+    """Take the app down and leave Ray, never hanging: a local Ray (started by this process) goes with
+    ``ray.shutdown()``, and so does everything deployed on it; on a cluster the app is deleted first, waiting
+    at most ``timeout_s`` (Ctrl-C in a terminal may already have stopped part of Ray)."""
+    import ray
 
-    try:
-        serve.delete(APP_NAME)
-        serve.shutdown()
-    except Exception as exc:  # noqa: BLE001 - already gone: nothing to stop
-        log.debug("Ray Serve shutdown: %s", exc)
+    if address != LOCAL:
+
+        def delete() -> None:
+            from ray import serve
+
+            try:
+                serve.delete(APP_NAME)
+            except Exception as exc:  # noqa: BLE001 - already gone or unreachable: nothing more to do
+                log.debug("Ray Serve delete: %s", exc)
+
+        worker = threading.Thread(target=delete, daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+    ray.shutdown()
 
 
 def serve_forever(
@@ -103,11 +116,11 @@ def serve_forever(
     """``rag serve --ray``: deploy, say where it listens, and run until Ctrl-C or SIGTERM."""
     start(settings, host=host, port=port, replicas=replicas, address=address)
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or a stop request: leave the loop, then stop()
+        signal.signal(sig, lambda *_: done.set())
     on_ready(f"serving on http://{host}:{port} with {replicas} Ray Serve replica{'s' * (replicas > 1)} (Ctrl-C stops)")
     try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
+        while not done.wait(0.5):
+            pass
     finally:
-        stop()
+        stop(address)
