@@ -86,10 +86,6 @@ def latency(search, queries: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
     return statistics.median(times), times[int(0.99 * (len(times) - 1))]
 
 
-def recall(got: np.ndarray, truth: np.ndarray) -> float:
-    return sum(len(set(g) & set(t)) for g, t in zip(got.tolist(), truth.tolist())) / truth.size
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad", type=Path, default=ROOT.parent / "shared/data/train/squad1-train.json.gz")
@@ -101,7 +97,7 @@ def main() -> None:
     import faiss
 
     from rag.config import Settings
-    from rag.vector_index import make_faiss_index, search
+    from rag.vector_index import make_faiss_index, recall_at_k, search
 
     real, queries = embed_squad(args.squad, args.queries)
     vectors = grow(real, args.total)
@@ -165,7 +161,7 @@ def main() -> None:
                         "bytes_per_vector": round(size / n, 1),
                         "p50_ms": round(p50, 2),
                         "p99_ms": round(p99, 2),
-                        "recall_at_10": round(recall(got, truth), 4),
+                        "recall_at_10": round(recall_at_k(got, truth), 4),
                         "build_recall_at_10": info.recall_at_10,
                     }
                 )

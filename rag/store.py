@@ -41,7 +41,14 @@ from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingIn
 from rag.reader.spans import Lexicon, build_lexicon, lexicon_from_json, lexicon_to_json
 from rag.retrieval import BM25_FILES, BM25Retriever, DenseRetriever
 from rag.types import Chunk, Document, Span
-from rag.vector_index import IVF_MIN_POINTS_PER_LIST, configure, ivf_nlist_for, make_faiss_index, read_faiss
+from rag.vector_index import (
+    IVF_MIN_POINTS_PER_LIST,
+    configure,
+    ivf_nlist_for,
+    make_faiss_index,
+    read_faiss,
+    rerank_factor,
+)
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -410,7 +417,7 @@ def bm25_for(index: IndexData) -> BM25Retriever:
 
 def dense_retriever(index: IndexData, settings: Settings) -> DenseRetriever:
     """The dense retriever over the index's FAISS index (re-scoring ivfpq candidates with the exact vectors)."""
-    rerank = settings.pq_rerank if index.manifest.faiss.kind == "ivfpq" else 1
+    rerank = rerank_factor(index.manifest.faiss, settings)
     return DenseRetriever(index.faiss_index, index.chunk_vectors if rerank > 1 else None, rerank)
 
 

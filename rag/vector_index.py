@@ -65,12 +65,12 @@ def make_faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, Fais
 
     n, dim = vectors.shape
     kind = settings.faiss_index
-    sample = training_sample(vectors, settings.faiss_train_sample) if n else vectors
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = settings.hnsw_ef_construction
         info = FaissInfo(kind=kind, hnsw_m=settings.hnsw_m)
     elif kind in ("ivf", "ivfpq"):
+        sample = training_sample(vectors, settings.faiss_train_sample) if n else vectors
         nlist = ivf_nlist_for(len(sample), settings.ivf_nlist)
         if nlist < settings.ivf_nlist:
             log.info(
@@ -104,7 +104,7 @@ def make_faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, Fais
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     configure(index, info, settings)
     if kind != "flat" and n:
-        recall = measure_recall(index, vectors, settings)
+        recall = measure_recall(index, vectors, rerank_factor(info, settings))
         info = info.model_copy(update={"recall_at_10": round(recall, 4)})
         log.info(
             "%s index: recall@%d %.3f against an exact search (%d queries)", kind, RECALL_K, recall, RECALL_QUERIES
@@ -140,20 +140,28 @@ def search(
     scores = np.full((len(q), k), -np.inf, np.float32)
     rows = np.full((len(q), k), -1, np.int64)
     for i, c in enumerate(cand):
-        c = c[c >= 0]
-        exact = np.asarray(vectors[np.sort(c)] @ q[i], dtype=np.float32)
+        c = np.sort(c[c >= 0])  # ascending rows: the memory-mapped vectors are read in file order
+        exact = np.asarray(vectors[c] @ q[i], dtype=np.float32)
         order = np.argsort(-exact, kind="stable")[:k]
-        rows[i, : len(order)] = np.sort(c)[order]
+        rows[i, : len(order)] = c[order]
         scores[i, : len(order)] = exact[order]
     return scores, rows
 
 
 def rerank_factor(info: FaissInfo, settings: Settings) -> int:
+    """How many times ``k`` candidates a search of this index re-scores exactly (1: none)."""
     return settings.pq_rerank if info.kind == "ivfpq" else 1
 
 
-def measure_recall(index: Any, vectors: np.ndarray, settings: Settings, queries: int = RECALL_QUERIES) -> float:
-    """Recall@10 of ``index`` (as it will be searched) against an exact search, on noisy copies of indexed rows."""
+def recall_at_k(got: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the rows of ``truth`` (one row of k ids per query) that ``got`` found, in any order."""
+    hits = sum(len(set(t) & set(g)) for t, g in zip(truth.tolist(), got.tolist()))
+    return hits / truth.size if truth.size else 1.0
+
+
+def measure_recall(index: Any, vectors: np.ndarray, rerank: int = 1, queries: int = RECALL_QUERIES) -> float:
+    """Recall@10 of ``index`` (searched with ``rerank``, as it will be) against an exact search, on noisy
+    copies of indexed rows."""
     import faiss
 
     n, dim = vectors.shape
@@ -161,14 +169,10 @@ def measure_recall(index: Any, vectors: np.ndarray, settings: Settings, queries:
     rows = rng.choice(n, size=min(queries, n), replace=False)
     q = vectors[rows] + rng.normal(size=(len(rows), dim)).astype(np.float32) * (RECALL_NOISE / math.sqrt(dim))
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
-    exact = faiss.IndexFlatIP(dim)
-    exact.add(np.ascontiguousarray(vectors, dtype=np.float32))
     k = min(RECALL_K, n)
-    _, truth = exact.search(q, k)
-    kind = "ivfpq" if isinstance(index, faiss.IndexIVFPQ) else "other"
-    _, got = search(index, q, k, vectors, settings.pq_rerank if kind == "ivfpq" else 1)
-    hits = sum(len(set(t) & set(g)) for t, g in zip(truth.tolist(), got.tolist()))
-    return hits / (len(rows) * k)
+    _, truth = faiss.knn(q, np.ascontiguousarray(vectors, dtype=np.float32), k, metric=faiss.METRIC_INNER_PRODUCT)
+    _, got = search(index, q, k, vectors, rerank)
+    return recall_at_k(got, truth)
 
 
 def read_faiss(path: Path) -> Any:

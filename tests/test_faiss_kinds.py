@@ -200,9 +200,9 @@ def test_ivfpq_is_trained_on_a_sample_and_its_recall_is_measured(settings_factor
     assert isinstance(index, faiss.IndexIVFPQ) and index.ntotal == 4000
     assert (info.ivf_nlist, info.pq_m, info.pq_bits) == (32, 16, 5)  # trained on 2000: 2000 // 39 = 51 >= 2**5
     assert index.pq.M == 16 and index.code_size == 10  # 16 codes of 5 bits: 10 bytes a vector instead of 256
-    truth = measure_recall(index, vectors, s)
+    truth = measure_recall(index, vectors, rerank=s.pq_rerank)
     assert info.recall_at_10 == round(truth, 4) and info.recall_at_10 >= 0.8
-    without = measure_recall(index, vectors, s.model_copy(update={"pq_rerank": 1}))
+    without = measure_recall(index, vectors, rerank=1)
     assert without < info.recall_at_10  # the exact re-scoring is what makes PQ usable
 
 

@@ -97,16 +97,19 @@ def _read_on_ray(
     ray: Any, plan: RayPlan, jobs: Sequence[ReadJob], todo: list[int], max_bytes: int | None, results: list
 ) -> None:
     """Fill ``results[k]`` for every ``k`` in ``todo`` by reading ``jobs[k]`` in Ray tasks."""
-    items = [
-        {
-            "k": k,
-            "path": str(j.path.resolve()),
-            "doc_id": j.doc_id,
-            "known_sha": (known_as(j.known) or ("", ""))[0] or "",
-            "known_ext": (known_as(j.known) or ("", ""))[1] or "",
-        }
-        for k, j in ((k, jobs[k]) for k in todo)
-    ]
+    items = []
+    for k in todo:
+        job = jobs[k]
+        sha, ext = known_as(job.known) or (None, None)  # Arrow columns: "" stands for None
+        items.append(
+            {
+                "k": k,
+                "path": str(job.path.resolve()),
+                "doc_id": job.doc_id,
+                "known_sha": sha or "",
+                "known_ext": ext or "",
+            }
+        )
     quiet_data(ray, progress=False)  # the reading bar would flash by; the embedding bar is the long one
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * plan.workers)))
     ds = ds.map_batches(
