@@ -101,10 +101,15 @@ class Settings(BaseSettings):
         BUNDLED_MODEL, description="Encoder the learned reader was trained from; supplies its embedding table."
     )
     learned_windows: int = Field(
-        4, ge=1, le=32, description="Sentence windows (a sentence and its neighbours) the learned reader reads."
+        2,
+        ge=1,
+        le=32,
+        description="Sentence windows (a sentence and its neighbours) the learned reader reads, best first by the "
+        "sentence ranker. 2 was the best on validation (more windows add distractors and time), see "
+        "rag/models/reader/README.md.",
     )
     learned_abstain_threshold: float = Field(
-        0.37,
+        0.33,
         ge=0.0,
         le=1.0,
         description="Learned reader: answers whose calibrated probability of being right is below this are "

@@ -81,6 +81,12 @@ class StatCache:
             return
         with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
             self._file.parent.mkdir(parents=True, exist_ok=True)
-            live = {k: v for k, v in self._data.items() if Path(k.split("#", 1)[0]).exists()}
+            merged = {}  # another process or thread may have saved entries since this one read the file
+            if self._file.is_file():
+                with contextlib.suppress(OSError, ValueError):
+                    on_disk = json.loads(self._file.read_text(encoding="utf-8"))
+                    merged = on_disk if isinstance(on_disk, dict) else {}
+            merged.update(self._data)
+            live = {k: v for k, v in merged.items() if Path(k.split("#", 1)[0]).exists()}
             atomic_write_text(self._file, json.dumps(live, sort_keys=True))
             self._dirty = False

@@ -16,8 +16,11 @@ from rag.store import IndexData, bm25_for, build_index, dense_retriever, load_in
 from rag.types import Answer, Document, Hit, Result
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from rag.embedding import Embedder
     from rag.reader import Reader
+    from rag.reader.learned_model import ReaderSession
 
 
 def clean_question(question: str, max_chars: int = 1000) -> str:
@@ -77,8 +80,15 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------ construction
     @classmethod
-    def from_index(cls, index: IndexData, settings: Settings, embedder: Embedder | None = None) -> Pipeline:
-        """Wire the configured retriever and reader over a loaded index."""
+    def from_index(
+        cls,
+        index: IndexData,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        reader_model: Future[ReaderSession] | None = None,
+    ) -> Pipeline:
+        """Wire the configured retriever and reader over a loaded index (``reader_model``: the learned
+        reader's model, being opened in the background by :func:`rag.reader.learned.preload`)."""
         from rag.embedding import load_embedder
 
         bm25 = bm25_for(index)
@@ -89,7 +99,7 @@ class Pipeline:
         retriever = PassageRetriever(searcher, index.chunks, settings.candidate_k, settings.duplicate_threshold)
         if embedder is None:
             embedder = load_embedder(settings)
-        reader = make_reader(settings, index, bm25)
+        reader = make_reader(settings, index, bm25, reader_model)
         return cls(
             retriever,
             reader,
@@ -113,6 +123,11 @@ class Pipeline:
         from rag.embedding import load_embedder
 
         index_dir = index_dir or settings.index_dir
+        reader_model = None
+        if settings.reader == "learned":  # opened while the index and the embedder load
+            from rag.reader.learned import preload
+
+            reader_model = preload(settings)
         embedder: Embedder | None = None
         try:
             index = load_index(index_dir, settings)
@@ -122,7 +137,7 @@ class Pipeline:
             embedder = load_embedder(settings)
             build_index([settings.corpus_dir], settings, index_dir, embedder, progress=progress)
             index = load_index(index_dir, settings)
-        return cls.from_index(index, settings, embedder)
+        return cls.from_index(index, settings, embedder, reader_model)
 
 
 def with_pages(answers: Sequence[Answer], documents: Mapping[str, Document]) -> list[Answer]:
@@ -138,7 +153,9 @@ def with_pages(answers: Sequence[Answer], documents: Mapping[str, Document]) -> 
     return out
 
 
-def make_reader(settings: Settings, index: IndexData, bm25: BM25Retriever) -> Reader:
+def make_reader(
+    settings: Settings, index: IndexData, bm25: BM25Retriever, reader_model: Future[ReaderSession] | None = None
+) -> Reader:
     if settings.reader == "hf":
         from rag.reader.hf import HFReader
 
@@ -149,5 +166,5 @@ def make_reader(settings: Settings, index: IndexData, bm25: BM25Retriever) -> Re
     if settings.reader == "learned":
         from rag.reader.learned import LearnedReader
 
-        return LearnedReader.from_settings(settings, index, ranker=heuristic)
+        return LearnedReader.from_settings(settings, index, heuristic, reader_model)
     return heuristic

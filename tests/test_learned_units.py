@@ -931,6 +931,37 @@ def test_stat_cache_hashes_a_file_once_until_it_changes(tmp_path):
     assert StatCache(None).digest(f, "table", compute) == sha256_file(f) and len(calls) == 4
 
 
+def test_stat_cache_writers_sharing_a_file_keep_each_others_entries(tmp_path):
+    """The embedder and the reader model (loaded on another thread) save to one cache file."""
+    from rag.digests import StatCache
+
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    cache_file = tmp_path / "digests.json"
+    first, second = StatCache(cache_file), StatCache(cache_file)  # both read the file before either saves
+    first.digest(a)
+    second.digest(b)
+    first.save()
+    second.save()
+    calls = []
+    fresh = StatCache(cache_file)
+    for f in (a, b):
+        fresh.digest(f, None, lambda: calls.append(1) or "recomputed")
+    assert calls == []  # both entries survived
+
+
+def test_preloaded_reader_model_reports_a_damaged_model_when_asked(tmp_path, settings_factory):
+    from rag.errors import ModelError
+    from rag.reader.learned import preload
+
+    d = tmp_path / "model"
+    d.mkdir()
+    pending = preload(settings_factory(learned_reader_model=d))
+    with pytest.raises(ModelError, match="manifest"):
+        pending.result(timeout=60)
+
+
 def test_calibration_can_weigh_the_answerability_of_the_window():
     from rag.reader.learned_model import Calibration
 

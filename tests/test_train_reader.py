@@ -75,31 +75,35 @@ def test_interrupted_training_resumes_to_identical_weights_and_exports(tmp_path)
     from rag.train.export import export
     from rag.train.model import ReaderNet
 
-    out = export(
-        tmp_path / "straight" / "best.pt", _config(tmp_path / "straight"), tmp_path / "model", say=lambda _m: None
-    )
-    size = (out / "reader.onnx").stat().st_size
-    assert size < 30e6
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["validation"]["torch_fp32"]["f1_answerable"] == pytest.approx(
-        manifest["validation"]["onnx_fp16"]["f1_answerable"], abs=2.0
-    )
     base = Path(base_model_path("sentence-transformers/all-MiniLM-L6-v2"))
-    session = load_reader_model(out, base)
     net = ReaderNet.from_base(base, 13)
     net.load_state_dict(load_checkpoint(tmp_path / "straight" / "best.pt")["model"])
     net.eval()
     ids = np.array([[101, 2040, 2003, 102, 3000, 4000, 5000, 102], [101, 2054, 102, 3000, 4000, 102, 0, 0]])
     mask = (np.arange(8)[None, :] < np.array([[8], [6]])).astype(np.int64)
     types = np.array([[0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 0, 0]])
-    got = session.run_arrays({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
     with torch.inference_mode():
-        ref = net(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types))
-    for g, r, m in zip(got, ref, (mask, mask, None)):
-        r = r.numpy()
-        if m is not None:
-            g, r = g[m.astype(bool)], r[m.astype(bool)]
-        assert np.abs(g - r).max() < 0.05  # 16-bit weights
+        ref = [t.numpy() for t in net(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types))]
+    for weights, tolerance, most in (("fp16", 0.05, 30e6), ("int8", 0.5, 16e6)):
+        out = export(
+            tmp_path / "straight" / "best.pt",
+            _config(tmp_path / "straight"),
+            tmp_path / f"model-{weights}",
+            weights=weights,
+            say=lambda _m: None,
+        )
+        assert (out / "reader.onnx").stat().st_size < most
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["weights"] == weights
+        assert manifest["validation"]["torch_fp32"]["f1_answerable"] == pytest.approx(
+            manifest["validation"][f"onnx_{weights}"]["f1_answerable"], abs=2.0
+        )
+        session = load_reader_model(out, base)
+        got = session.run_arrays({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        for g, r, m in zip(got, ref, (mask, mask, None)):
+            if m is not None:
+                g, r = g[m.astype(bool)], r[m.astype(bool)]
+            assert np.abs(g - r).max() < tolerance, weights
 
 
 def test_train_reader_bad_file_is_one_line(tmp_path):

@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ import numpy as np
 
 from rag.reader.answers import SpanPrediction, merge_predictions
 from rag.reader.hf import trim
+from rag.reader.learned_model import base_model_path
 from rag.reader.qa_windows import batch_arrays, best_window_spans, encode_windows, load_tokenizer
 from rag.retrieval import Query
 from rag.types import Answer, Span
@@ -35,6 +38,37 @@ if TYPE_CHECKING:
     from rag.store import IndexData
 
 SPANS_PER_WINDOW = 3
+
+
+def load_model(settings: Settings) -> ReaderSession:
+    """Open the configured reader model (every file checked; a :class:`rag.errors.ModelError` otherwise)."""
+    from rag.onnx_export import STAT_CACHE_FILE, cache_root
+    from rag.reader.learned_model import PACKAGED, load_reader_model
+
+    return load_reader_model(
+        settings.learned_reader_model or PACKAGED,
+        base_model_path(settings.reader_base_model),
+        settings.onnx_threads,
+        digest_cache=cache_root(settings.model_cache_dir) / STAT_CACHE_FILE,
+    )
+
+
+def preload(settings: Settings) -> Future[ReaderSession]:
+    """Start opening the reader model on a background thread and return at once.
+
+    ONNX Runtime releases the GIL while it builds a session (~0.2 s), so a cold start that loads the index
+    and the embedder meanwhile saves most of that time. Its errors come out of ``.result()``.
+    """
+    pending: Future[ReaderSession] = Future()
+
+    def work() -> None:
+        try:
+            pending.set_result(load_model(settings))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the model
+            pending.set_exception(exc)
+
+    threading.Thread(target=work, name="rag-reader-load", daemon=True).start()
+    return pending
 
 
 def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
@@ -80,19 +114,17 @@ class LearnedReader:
         self.threshold, self.windows = threshold, windows
 
     @classmethod
-    def from_settings(cls, settings: Settings, index: IndexData, ranker: HeuristicReader) -> LearnedReader:
-        from rag.onnx_export import STAT_CACHE_FILE, cache_root
-        from rag.reader.learned_model import PACKAGED, base_model_path, load_reader_model
-
+    def from_settings(
+        cls,
+        settings: Settings,
+        index: IndexData,
+        ranker: HeuristicReader,
+        model: Future[ReaderSession] | None = None,
+    ) -> LearnedReader:
+        """The reader of ``settings``; ``model``: the model being opened by :func:`preload`."""
         base = Path(base_model_path(settings.reader_base_model))
-        model = load_reader_model(
-            settings.learned_reader_model or PACKAGED,
-            base,
-            settings.onnx_threads,
-            digest_cache=cache_root(settings.model_cache_dir) / STAT_CACHE_FILE,
-        )
         return cls(
-            model,
+            model.result() if model is not None else load_model(settings),
             load_tokenizer(base / "tokenizer.json"),
             index,
             ranker,

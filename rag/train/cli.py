@@ -62,6 +62,15 @@ EXAMPLE = (
 @click.option("--eval-every", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--val-questions", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True)
+@click.option(
+    "--weights",
+    type=click.Choice(["int8", "fp16"]),
+    default="fp16",
+    show_default=True,
+    help="Exported weights: fp16 (no quantisation loss; the shipped model) or int8 (per-channel dynamic "
+    "quantisation: ~1.2x faster reading, about 1 point of validation F1). The validation F1 of the checkpoint "
+    "and of the export goes in the manifest.",
+)
 def train_reader(
     train_files: tuple[Path, ...],
     validation: Path | None,
@@ -79,6 +88,7 @@ def train_reader(
     eval_every: int,
     val_questions: int,
     threads: int,
+    weights: str,
 ) -> None:
     """Fine-tune the bundled encoder into the learned extractive reader, on CPU.
 
@@ -106,7 +116,7 @@ def train_reader(
         limit=limit,
     )
     try:
-        run(config, out, resume=resume, stop_after=stop_after, say=click.echo)
+        run(config, out, resume=resume, stop_after=stop_after, weights=weights, say=click.echo)  # type: ignore[arg-type]
     except RagError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         raise click.exceptions.Exit(1) from None

