@@ -443,7 +443,17 @@ def main() -> None:
     _setup_logging()
     t0 = time.perf_counter()
     try:
-        app(prog_name="rag")
+        # not click's standalone mode, which turns Ctrl-C into "Aborted!" and exit code 1
+        code = app.main(prog_name="rag", standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        if not isinstance(exc.__cause__, KeyboardInterrupt):  # e.g. end of input at a prompt
+            click.echo("Aborted!", err=True)
+            raise SystemExit(1) from None
+        click.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except click.ClickException as exc:  # bad usage: click's own message and exit code
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         raise SystemExit(130) from None
@@ -458,6 +468,7 @@ def main() -> None:
         raise SystemExit(1) from None
     finally:
         logging.getLogger("rag").debug("done in %.2f s", time.perf_counter() - t0)
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

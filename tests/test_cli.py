@@ -143,3 +143,38 @@ def test_eval_gold_writes_predictions_and_metrics(seed_index_dir, tmp_path):
     assert [p["id"] for p in preds] == ["a", "b"]
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert "hybrid + reader (full)" in r.output and metrics
+
+
+@pytest.mark.parametrize(
+    "raised,code,line",
+    [("KeyboardInterrupt", 130, "interrupted"), ("EOFError", 1, "Aborted!"), ("ValueError('boom')", 1, "a bug in rag")],
+)
+def test_main_exit_codes_for_ctrl_c_end_of_input_and_bugs(raised, code, line):
+    """`rag` as a program (rag.cli.main): Ctrl-C is exit code 130 with one line, not click's "Aborted!"/1."""
+    import os
+    import subprocess
+    import sys
+
+    program = (
+        "import sys, click\n"
+        "from rag.cli import app, main\n"
+        "@app.command('boom')\n"
+        "def boom():\n"
+        f"    raise {raised}\n"
+        "sys.argv = ['rag', 'boom']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAG_DEBUG"}
+    r = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == code, r.stderr
+    assert line in r.stderr and "Traceback" not in r.stderr
+
+
+def test_main_keeps_click_usage_errors_and_help():
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "rag.cli", "ask"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Missing argument" in bad.stderr
+    ok = subprocess.run([sys.executable, "-m", "rag.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "ask" in ok.stdout
