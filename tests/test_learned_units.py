@@ -710,6 +710,19 @@ def test_widen_to_words():
     assert widen_to_words("x", 0, 1) == (0, 1)
 
 
+def test_widen_to_words_keeps_a_currency_signs_country_prefix():
+    def widened(text: str, part: str) -> str:
+        start = text.index(part)
+        return text[slice(*widen_to_words(text, start, start + len(part)))]
+
+    assert widened("a A$1.2 billion reserve", "$1.2 billion") == "A$1.2 billion"
+    assert widened("(US$5 million)", "$5 million") == "US$5 million"
+    assert widened("HK$3", "$3") == "HK$3"  # at the start of the text
+    assert widened("a $5 fee", "$5") == "$5"  # no prefix
+    assert widened("THEUSD$5", "$5") == "$5"  # four capitals: a word, not a country prefix
+    assert widened("paid$5", "$5") == "$5"  # lower case: not a prefix
+
+
 def test_sentence_bounds():
     sents = [Span(0, 10), Span(11, 20), Span(21, 30)]
     assert sentence_bounds(sents, 12, 15) == (11, 20)

@@ -71,12 +71,22 @@ def preload(settings: Settings) -> Future[ReaderSession]:
     return pending
 
 
+CURRENCY_SIGNS = "$€£¥"
+
+
 def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
-    """Grow ``[start, end)`` to whole words (a WordPiece span may stop inside one: 'Müll' of 'Müller')."""
+    """Grow ``[start, end)`` to whole words (a WordPiece span may stop inside one: 'Müll' of 'Müller'), and
+    a currency sign to its country prefix ('$1.2 billion' of 'A$1.2 billion', 'US$', 'HK$')."""
     while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
         start -= 1
     while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
         end += 1
+    if start < end and text[start] in CURRENCY_SIGNS:
+        prefix = start
+        while prefix > 0 and start - prefix < 3 and text[prefix - 1].isupper():
+            prefix -= 1
+        if prefix < start and (prefix == 0 or not text[prefix - 1].isalnum()):
+            start = prefix
     return trim(text, start, end)
 
 
