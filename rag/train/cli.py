@@ -68,7 +68,7 @@ EXAMPLE = (
     default="fp16",
     show_default=True,
     help="Exported weights: fp16 (no quantisation loss; the shipped model) or int8 (per-channel dynamic "
-    "quantisation: ~1.2x faster reading, about 1 point of validation F1). The validation F1 of the checkpoint "
+    "quantisation: 1.2-1.4x faster reading, about 1 point of validation F1). The validation F1 of the checkpoint "
     "and of the export goes in the manifest.",
 )
 def train_reader(
