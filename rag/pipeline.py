@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import wait
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,14 +131,19 @@ class Pipeline:
             reader_model = preload(settings)
         embedder: Embedder | None = None
         try:
-            index = load_index(index_dir, settings)
-        except IndexMissing:
-            if not build_if_missing:
-                raise
-            embedder = load_embedder(settings)
-            build_index([settings.corpus_dir], settings, index_dir, embedder, progress=progress)
-            index = load_index(index_dir, settings)
-        return cls.from_index(index, settings, embedder, reader_model)
+            try:
+                index = load_index(index_dir, settings)
+            except IndexMissing:
+                if not build_if_missing:
+                    raise
+                embedder = load_embedder(settings)
+                build_index([settings.corpus_dir], settings, index_dir, embedder, progress=progress)
+                index = load_index(index_dir, settings)
+            return cls.from_index(index, settings, embedder, reader_model)
+        except BaseException:
+            if reader_model is not None:  # no loading thread outlives a failed start
+                wait([reader_model])
+            raise
 
 
 def with_pages(answers: Sequence[Answer], documents: Mapping[str, Document]) -> list[Answer]:

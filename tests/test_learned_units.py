@@ -983,3 +983,15 @@ def test_calibration_can_weigh_the_answerability_of_the_window():
     assert Calibration(a=0.5, b=-0.2)(0.4, p_answer=0.9) == Calibration(a=0.5, b=-0.2)(0.4, p_answer=0.2)
     z = 0.5 * np.log(0.4 / 0.6) + 1.5 * np.log(0.9 / 0.1) - 0.2
     assert fit(0.4, p_answer=0.9) == pytest.approx(1 / (1 + np.exp(-z)))
+
+
+def test_a_failed_start_leaves_no_reader_loading_thread(tmp_path, settings_factory):
+    import threading
+
+    from rag.errors import IndexMissing
+    from rag.pipeline import Pipeline
+
+    s = settings_factory(index_dir=tmp_path / "no-index")
+    with pytest.raises(IndexMissing):
+        Pipeline.from_settings(s, build_if_missing=False)
+    assert not [t for t in threading.enumerate() if t.name == "rag-reader-load"]
