@@ -445,16 +445,13 @@ def main() -> None:
     try:
         # not click's standalone mode, which turns Ctrl-C into "Aborted!" and exit code 1
         code = app.main(prog_name="rag", standalone_mode=False)
-    except click.exceptions.Abort as exc:
-        if not isinstance(exc.__cause__, KeyboardInterrupt):  # e.g. end of input at a prompt
-            click.echo("Aborted!", err=True)
-            raise SystemExit(1) from None
-        click.echo("interrupted", err=True)
-        raise SystemExit(130) from None
     except click.ClickException as exc:  # bad usage: click's own message and exit code
         exc.show()
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        if isinstance(exc, click.exceptions.Abort) and not isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("Aborted!", err=True)  # e.g. end of input at a prompt
+            raise SystemExit(1) from None
         click.echo("interrupted", err=True)
         raise SystemExit(130) from None
     except Exception as exc:  # a bug, not bad input: still one line, with the way to the details

@@ -47,11 +47,19 @@ class StatCache:
         self._file = file
         self._data: dict[str, list[Any]] = {}
         self._dirty = False
-        if file is not None and file.is_file():
-            with contextlib.suppress(OSError, ValueError):
-                loaded = json.loads(file.read_text(encoding="utf-8"))
-                if isinstance(loaded, dict):
-                    self._data = loaded
+        if file is not None:
+            self._data = self._read(file)
+
+    @staticmethod
+    def _read(file: Path) -> dict[str, list[Any]]:
+        """The entries saved in ``file``; none when it is missing or damaged (a damaged cache only costs time)."""
+        if not file.is_file():
+            return {}
+        with contextlib.suppress(OSError, ValueError):
+            loaded = json.loads(file.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                return loaded
+        return {}
 
     @staticmethod
     def _stamp(st: os.stat_result) -> list[int]:
@@ -81,11 +89,7 @@ class StatCache:
             return
         with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
             self._file.parent.mkdir(parents=True, exist_ok=True)
-            merged = {}  # another process or thread may have saved entries since this one read the file
-            if self._file.is_file():
-                with contextlib.suppress(OSError, ValueError):
-                    on_disk = json.loads(self._file.read_text(encoding="utf-8"))
-                    merged = on_disk if isinstance(on_disk, dict) else {}
+            merged = self._read(self._file)  # another process or thread may have saved entries since
             merged.update(self._data)
             live = {k: v for k, v in merged.items() if Path(k.split("#", 1)[0]).exists()}
             atomic_write_text(self._file, json.dumps(live, sort_keys=True))

@@ -2,7 +2,7 @@
 
 A model directory (``rag/models/reader/`` ships with the package) holds:
 
-- ``reader.onnx``: the network; int8 (or 16-bit) weights, except the word-embedding table, which is external
+- ``reader.onnx``: the network; 16-bit (or int8) weights, except the word-embedding table, which is external
   data supplied here from the bundled base model (it was frozen during training);
 - ``manifest.json``: base model, the table's and the tokenizer's sha256, window sizes, each file's sha256;
 - ``calibration.json`` (optional): how raw scores map to probabilities of being right, fitted on validation;

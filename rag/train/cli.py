@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.train.export import Weights
 
 EXAMPLE = (
     "rag train-reader --train ../shared/data/train/squad1-train.json.gz "
@@ -88,7 +92,7 @@ def train_reader(
     eval_every: int,
     val_questions: int,
     threads: int,
-    weights: str,
+    weights: Weights,
 ) -> None:
     """Fine-tune the bundled encoder into the learned extractive reader, on CPU.
 
@@ -116,7 +120,7 @@ def train_reader(
         limit=limit,
     )
     try:
-        run(config, out, resume=resume, stop_after=stop_after, weights=weights, say=click.echo)  # type: ignore[arg-type]
+        run(config, out, resume=resume, stop_after=stop_after, weights=weights, say=click.echo)
     except RagError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         raise click.exceptions.Exit(1) from None
