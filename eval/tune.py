@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag import evaluate  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag.evidence import RankerWeights, SentenceRanker  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.reader.heuristic import HeuristicReader, ReaderWeights  # noqa: E402
 from rag.squad import load_gold  # noqa: E402
@@ -33,11 +34,13 @@ def main() -> None:
     results = []
     grid = itertools.product([0.3, 0.4, 0.5], [0.0, 0.15, 0.3], [0.2, 0.3, 0.4], [(1.0, 0.2, 0.1), (1.0, 0.35, 0.2)])
     for dense, passage, lexical, support in grid:
-        w = replace(ReaderWeights(), dense=dense, passage=passage, lexical=lexical, support=support)
-        p.reader = HeuristicReader(base.index, base.idf, base.default_idf, threshold=0.0, weights=w)
+        rw = replace(RankerWeights(), dense=dense, passage=passage, lexical=lexical)
+        w = replace(ReaderWeights(), support=support)
+        ranker = SentenceRanker(base.index, base.idf, base.default_idf, rw)
+        p.reader = HeuristicReader(base.index, base.idf, base.default_idf, threshold=0.0, weights=w, ranker=ranker)
         run = evaluate.run(p, dev, with_baselines=False)[0]
         t, f = max(evaluate.sweep_thresholds(run.records), key=lambda tf: (tf[1], -tf[0]))
-        results.append((f, t, w))
+        results.append((f, t, (rw, w)))
         print(f"dense={dense} passage={passage} lexical={lexical} support={support}: dev F1 {f * 100:.1f} at {t:.2f}")
     f, t, w = max(results, key=lambda r: r[0])
     print(f"\nbest on dev: F1 {f * 100:.1f} at threshold {t:.2f} with {w}")

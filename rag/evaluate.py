@@ -98,13 +98,12 @@ def variants(p: Pipeline) -> dict[str, Pipeline]:
 
 def other_readers(p: Pipeline) -> dict[str, Pipeline]:
     """The heuristic reader beside the learned one (same retrieval), so both are always reported together."""
-    ranker = getattr(p.reader, "ranker", None)
-    if ranker is None:
+    if p.companion is None:
         return {}
     return {
         HEURISTIC: Pipeline(
             p.retriever,
-            ranker,
+            p.companion,
             p.embedder,
             index=p.index,
             retrieve_k=p.retrieve_k,

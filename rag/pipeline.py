@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from rag.config import Settings
 from rag.errors import IndexMissing, InvalidQuestion
+from rag.evidence import SentenceRanker
 from rag.extract import page_at
 from rag.retrieval import BM25Retriever, HybridRetriever, PassageRetriever, Query
 from rag.store import IndexData, bm25_for, build_index, dense_retriever, load_index
@@ -47,9 +48,13 @@ class Pipeline:
         retrieve_k: int = 8,
         top_k: int = 3,
         max_question_chars: int = 1000,
+        companion: Reader | None = None,
     ) -> None:
+        """``companion``: another reader over the same evidence that ``rag eval`` reports beside ``reader``
+        (the heuristic reader beside the learned one)."""
         self.retriever, self.reader, self.embedder, self.index = retriever, reader, embedder, index
         self.retrieve_k, self.top_k, self.max_question_chars = retrieve_k, top_k, max_question_chars
+        self.companion = companion
         self._lock = threading.Lock()  # the embedder's session is not shared across threads unguarded
 
     def ask(self, question: str, top_k: int | None = None) -> Result:
@@ -100,7 +105,11 @@ class Pipeline:
         retriever = PassageRetriever(searcher, index.chunks, settings.candidate_k, settings.duplicate_threshold)
         if embedder is None:
             embedder = load_embedder(settings)
-        reader = make_reader(settings, index, bm25, reader_model)
+        ranker = make_ranker(index, bm25)
+        reader = make_reader(settings, index, ranker, reader_model)
+        companion = None
+        if settings.reader == "learned":  # reported beside it by `rag eval`
+            companion = make_reader(settings.model_copy(update={"reader": "heuristic"}), index, ranker)
         return cls(
             retriever,
             reader,
@@ -109,6 +118,7 @@ class Pipeline:
             retrieve_k=settings.retrieve_k,
             top_k=settings.top_k,
             max_question_chars=settings.max_question_chars,
+            companion=companion,
         )
 
     @classmethod
@@ -159,18 +169,23 @@ def with_pages(answers: Sequence[Answer], documents: Mapping[str, Document]) -> 
     return out
 
 
+def make_ranker(index: IndexData, bm25: BM25Retriever) -> SentenceRanker:
+    """The evidence stage's sentence ranker over ``index`` (its term weights: BM25's idf)."""
+    return SentenceRanker(index, bm25.idf, bm25.default_idf)
+
+
 def make_reader(
-    settings: Settings, index: IndexData, bm25: BM25Retriever, reader_model: Future[ReaderSession] | None = None
+    settings: Settings, index: IndexData, ranker: SentenceRanker, reader_model: Future[ReaderSession] | None = None
 ) -> Reader:
+    """The configured reader; the learned and heuristic ones read the sentences ``ranker`` puts first."""
     if settings.reader == "hf":
         from rag.reader.hf import HFReader
 
         return HFReader.from_settings(settings, index)
-    from rag.reader.heuristic import HeuristicReader
-
-    heuristic = HeuristicReader(index, bm25.idf, bm25.default_idf, threshold=settings.abstain_threshold)
     if settings.reader == "learned":
         from rag.reader.learned import LearnedReader
 
-        return LearnedReader.from_settings(settings, index, heuristic, reader_model)
-    return heuristic
+        return LearnedReader.from_settings(settings, index, ranker, reader_model)
+    from rag.reader.heuristic import HeuristicReader
+
+    return HeuristicReader(index, ranker.idf, ranker.default_idf, threshold=settings.abstain_threshold, ranker=ranker)

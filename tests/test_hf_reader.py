@@ -315,11 +315,12 @@ def test_stride_too_large_is_a_clear_error(model_dir, index):
 
 
 def test_pipeline_wires_the_hf_reader(model_dir, index, corpus):
-    from rag.pipeline import Pipeline, make_reader
+    from rag.pipeline import Pipeline, make_ranker, make_reader
     from rag.retrieval import BM25Retriever
 
     s = _settings(model_dir, index.path)
-    assert isinstance(make_reader(s, index, BM25Retriever([c.text for c in index.chunks])), HFReader)
+    ranker = make_ranker(index, BM25Retriever([c.text for c in index.chunks]))
+    assert isinstance(make_reader(s, index, ranker), HFReader)
     pipe = Pipeline.from_index(index, s, FakeEmbedder())
     assert isinstance(pipe.reader, HFReader)
     result = pipe.ask(QUESTION)

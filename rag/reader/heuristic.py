@@ -1,13 +1,12 @@
-"""The default offline reader: rank sentences, then narrow each to the span that fits the question type.
+"""The heuristic reader: narrow each of the best-ranked sentences to the span that fits the question type.
 
-Sentence score (0..1) mixes the dense similarity of question and sentence (sentence vectors are stored in
-the index, so nothing is embedded here), the idf-weighted share of question terms the sentence (and, less,
-its neighbours) contains, and the passage's retrieval rank. A candidate span's score scales the sentence
-score by how close the span sits to the matched question words and by how much of it is new (an answer
-rarely repeats the question), and for names by what the name seems to be against what the question asks
-for (rag/reader/entities.py) and whether it does what the question asks about ('Who convened ...?' →
-'Marco Rubio, is convening'). With no candidate of the right type the sentence itself is the answer, at a
-discount.
+Sentences are ranked by the evidence stage (:class:`rag.evidence.SentenceRanker`: dense similarity of
+question and sentence and passage, idf-weighted term overlap, neighbours, retrieval rank). A candidate
+span's score scales the sentence score by how close the span sits to the matched question words and by
+how much of it is new (an answer rarely repeats the question), and for names by what the name seems to be
+against what the question asks for (rag/reader/entities.py) and whether it does what the question asks
+about ('Who convened ...?' → 'Marco Rubio, is convening'). With no candidate of the right type the
+sentence itself is the answer, at a discount.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from rag.evidence import Sentence, SentenceRanker, is_heading
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
 from rag.reader.entities import AskedEntity, asked_entity, entity_fit
 from rag.reader.quantities import date_fits_unit, number_fits_unit
@@ -35,7 +35,7 @@ from rag.reader.spans import (
 from rag.retrieval import Query
 from rag.store import IndexData
 from rag.text import terms, word_terms, words
-from rag.types import Answer, Hit, Span
+from rag.types import Answer, Hit
 
 _SOURCE_AFTER = re.compile(
     r"\s*,?\s*(?:has\s+|had\s+|also\s+)?(?:said|says|reported|reports|told|wrote|writes|noted|added)\b"
@@ -149,34 +149,19 @@ def is_attribution(sentence: str, start: int, end: int) -> bool:
 
 @dataclass(frozen=True)
 class ReaderWeights:
-    dense: float = 0.40
-    passage: float = 0.15  # dense similarity of the whole passage: context the sentence alone lacks
-    lexical: float = 0.30
-    neighbours: float = 0.05
-    rank: float = 0.10
-    dense_floor: float = 0.10  # cosine mapped to 0
-    dense_ceiling: float = 0.70  # cosine mapped to 1
+    """The span rules' weights (the sentence ranker's are :class:`rag.evidence.RankerWeights`)."""
+
     sentence_fallback: float = 0.75  # span confidence when the whole sentence is the answer
     untyped_fallback: float = 0.6  # ... further scaled when it holds no name/date/number the question asks for
     attribution: float = 0.6  # "Reuters reported": a source, not an actor, unless the question asks who said
     source_asked: float = 1.15  # ... and the likelier answer when it does ("Which outlet reported ...?")
-    heading: float = 0.6  # a title or heading line (no closing punctuation) rarely states an answer
+    heading: float = 0.6  # a span in a title or heading line (no closing punctuation) rarely is an answer
     enumeration: float = 0.6  # one item of a list of names is rarely the single answer
     apposition: float = 1.25  # the title or role right beside the asked name ("Who is He Weiwen?")
     answer_list: float = 1.2  # the whole list, when the question asks for several ("Which countries ...?")
     doer: float = 1.25  # the name that does what the question asks about ("Who convened ...?")
     sentences_read: int = 6
     support: tuple[float, ...] = SUPPORT_WEIGHTS  # weights of the 1st, 2nd, 3rd supporting sentence
-
-
-@dataclass(frozen=True)
-class _Sent:
-    doc_id: str
-    span: Span
-    text: str
-    rank: int
-    neighbours: tuple[str, ...]
-    chunk_row: int
 
 
 @dataclass(frozen=True)
@@ -207,16 +192,6 @@ class _Asked:
         )
 
 
-@lru_cache(maxsize=100_000)
-def term_set(text: str) -> frozenset[str]:
-    return frozenset(terms(text))
-
-
-def is_heading(sentence: str) -> bool:
-    """A short line without closing punctuation: a title, heading or caption."""
-    return not sentence.rstrip().endswith((".", "!", "?", '"', "”", "’", ")")) and len(sentence.split()) < 15
-
-
 class HeuristicReader:
     def __init__(
         self,
@@ -226,61 +201,19 @@ class HeuristicReader:
         *,
         threshold: float,
         weights: ReaderWeights | None = None,
+        ranker: SentenceRanker | None = None,
     ) -> None:
+        """``idf`` weighs the question's words in a sentence (span rules); ``ranker`` orders the sentences
+        (default: the evidence stage's ranker over the same index and idf)."""
         self.index = index
         self.idf, self.default_idf = idf, default_idf
         self.threshold = threshold
         self.w = weights or ReaderWeights()
+        self.ranker = ranker or SentenceRanker(index, idf, default_idf)
         self.docs = {d: doc.text for d, doc in index.documents.items()}
         # saved with the index (older indexes: worked out here, once)
         self.lexicon = index.lexicon or build_lexicon(list(self.docs.values()))
         self._rarities: dict[tuple[str, ...], float] = {}
-
-    # -------------------------------------------------------------------------------- sentences
-    def _sentences(self, hits: Sequence[Hit]) -> list[_Sent]:
-        out: dict[tuple[str, int, int], _Sent] = {}
-        for hit in hits:
-            for chunk in hit.chunks:
-                doc = self.docs[chunk.doc_id]
-                spans = chunk.sentences
-                for i, sp in enumerate(spans):
-                    key = (chunk.doc_id, sp.start, sp.end)
-                    if key in out:
-                        continue
-                    nb = tuple(doc[n.start : n.end] for n in (spans[i - 1 : i] + spans[i + 1 : i + 2]))
-                    out[key] = _Sent(chunk.doc_id, sp, doc[sp.start : sp.end], hit.rank, nb, chunk.row)
-        return list(out.values())
-
-    def score_sentences(self, query: Query, sents: Sequence[_Sent]) -> np.ndarray:
-        w = self.w
-        qidf = {t: self.idf.get(t, self.default_idf) for t in query.terms}
-        qterms, total = frozenset(qidf), sum(qidf.values())
-
-        def lexical(text: str) -> float:  # the idf-weighted share of the question's terms found in text
-            return sum(qidf[t] for t in qterms & term_set(text)) / total if total > 0 else 0.0
-
-        dense = np.zeros(len(sents), dtype=np.float32)
-        passage = np.zeros(len(sents), dtype=np.float32)
-        if query.vector is not None and sents:
-            rows = [self.index.sentence_row[(s.doc_id, s.span.start, s.span.end)] for s in sents]
-            cos = self.index.sentence_vectors[rows] @ query.vector
-            dense = np.clip((cos - w.dense_floor) / (w.dense_ceiling - w.dense_floor), 0.0, 1.0)
-            pcos = self.index.chunk_vectors[[s.chunk_row for s in sents]] @ query.vector
-            passage = np.clip((pcos - w.dense_floor) / (w.dense_ceiling - w.dense_floor), 0.0, 1.0)
-        scores = np.empty(len(sents), dtype=np.float32)
-        for i, s in enumerate(sents):
-            lex = lexical(s.text)
-            nb = lexical(" ".join(s.neighbours)) if s.neighbours else 0.0
-            scores[i] = (
-                w.dense * dense[i]
-                + w.passage * passage[i]
-                + w.lexical * lex
-                + w.neighbours * nb
-                + w.rank / (1 + s.rank)
-            )
-            if is_heading(s.text):
-                scores[i] *= w.heading
-        return scores
 
     # -------------------------------------------------------------------------------- spans
     def _rarity(self, cterms: tuple[str, ...]) -> float:
@@ -369,7 +302,7 @@ class HeuristicReader:
             fallback = self.w.sentence_fallback * 0.8
         return tuple(spans), fallback
 
-    def _span_predictions(self, sent: _Sent, score: float, factors: tuple) -> list[SpanPrediction]:  # noqa: ANN001
+    def _span_predictions(self, sent: Sentence, score: float, factors: tuple) -> list[SpanPrediction]:  # noqa: ANN001
         spans, fallback = factors
         doc, base, end = sent.doc_id, sent.span.start, sent.span.end
         preds = [SpanPrediction(doc, base + s, base + e, base, end, score * f) for s, e, f in spans]
@@ -377,10 +310,10 @@ class HeuristicReader:
         return preds
 
     def read(self, query: Query, hits: Sequence[Hit], top_k: int) -> list[Answer]:
-        sents = self._sentences(hits)
+        sents = self.ranker.sentences(hits)
         if not sents:
             return []
-        scores = self.score_sentences(query, sents)
+        scores = self.ranker.score(query, sents)
         order = np.argsort(-scores, kind="stable")
         # identical sentence texts (repeated articles) are all read, so their places are all cited
         preds: list[SpanPrediction] = []

@@ -1,7 +1,7 @@
 """The learned reader (the default): a fine-tuned MiniLM reads the best sentence windows in one batch.
 
-1. The heuristic reader's sentence ranker (dense similarity of sentence and passage, idf-weighted term
-   overlap, retrieval rank) orders the retrieved sentences; the best ``windows`` distinct ones are read,
+1. The evidence stage (:mod:`rag.evidence`: its sentence ranker mixes dense similarity of sentence and
+   passage, idf-weighted term overlap and retrieval rank) picks the best ``windows`` distinct sentences,
    each with its neighbour on both sides (the windows the model was trained on).
 2. All windows go through the model in one ONNX Runtime call. Per window: the answerability
    ``p_answer = sigmoid(answer_logit)`` and the best spans with ``p_span = p_start · p_end`` (a softmax
@@ -18,12 +18,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.evidence import select_evidence
 from rag.reader.answers import SpanPrediction, merge_predictions
 from rag.reader.hf import trim
 from rag.reader.learned_model import base_model_path
@@ -33,7 +33,7 @@ from rag.types import Answer, Span
 
 if TYPE_CHECKING:
     from rag.config import Settings
-    from rag.reader.heuristic import HeuristicReader
+    from rag.evidence import SentenceRanker
     from rag.reader.learned_model import ReaderSession
     from rag.store import IndexData
 
@@ -98,23 +98,13 @@ def sentence_bounds(sentences: Sequence[Span], start: int, end: int) -> tuple[in
     return min(touched[0].start, start), max(touched[-1].end, end)
 
 
-@dataclass(frozen=True)
-class _Window:
-    doc_id: str
-    center: Span  # the ranked sentence
-    rank: float  # its ranking score
-    start: int
-    end: int
-    sentences: tuple[Span, ...]  # the window's sentences (absolute)
-
-
 class LearnedReader:
     def __init__(
         self,
         model: ReaderSession,
         tokenizer,  # noqa: ANN001 - a tokenizers.Tokenizer
         index: IndexData,
-        ranker: HeuristicReader,
+        ranker: SentenceRanker,
         *,
         threshold: float,
         windows: int = 4,
@@ -128,7 +118,7 @@ class LearnedReader:
         cls,
         settings: Settings,
         index: IndexData,
-        ranker: HeuristicReader,
+        ranker: SentenceRanker,
         model: Future[ReaderSession] | None = None,
     ) -> LearnedReader:
         """The reader of ``settings``; ``model``: the model being opened by :func:`preload`."""
@@ -142,36 +132,13 @@ class LearnedReader:
             windows=settings.learned_windows,
         )
 
-    def _windows(self, query: Query, hits: Sequence) -> tuple[list[_Window], dict[str, list[tuple[str, Span]]]]:
-        """The best ``self.windows`` distinct sentences as windows; and every place of each sentence text."""
-        sents = self.ranker._sentences(hits)
-        if not sents:
-            return [], {}
-        scores = self.ranker.score_sentences(query, sents)
-        places: dict[str, list[tuple[str, Span]]] = {}
-        for s in sents:
-            places.setdefault(s.text, []).append((s.doc_id, s.span))
-        out: list[_Window] = []
-        seen: set[str] = set()
-        for i in np.argsort(-scores, kind="stable"):
-            s = sents[int(i)]
-            if s.text in seen:
-                continue
-            seen.add(s.text)
-            spans = self.index.chunks[s.chunk_row].sentences
-            k = next((j for j, sp in enumerate(spans) if sp == s.span), None)
-            around = spans[max(0, k - 1) : k + 2] if k is not None else (s.span,)
-            out.append(_Window(s.doc_id, s.span, float(scores[int(i)]), around[0].start, around[-1].end, tuple(around)))
-            if len(out) >= self.windows:
-                break
-        return out, places
-
     def predictions(
         self, query: Query, hits: Sequence, per_window: int = SPANS_PER_WINDOW
     ) -> tuple[list[SpanPrediction], dict[tuple[str, int, int], tuple[float, float]]]:
         """Raw-scored span predictions at every place they occur (before merging and calibration), and for
         each place the ranking score of the sentence window it was read in and that window's answerability."""
-        windows, places = self._windows(query, hits)
+        evidence = select_evidence(query, hits, self.ranker, self.windows)
+        windows, places = evidence.windows, evidence.places
         if not windows:
             return [], {}
         m = self.model
