@@ -55,6 +55,16 @@ class Citation(BaseModel):
     )
 
 
+class Passage(BaseModel):
+    """A passage the reader read, checkable like a citation: ``text[start:end]`` of document ``doc_id`` is
+    ``text`` (GET /documents/{doc_id})."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
 class Answer(BaseModel):
     text: str
     score: float = Field(description="Confidence 0..1; answers come best first.")
@@ -62,10 +72,16 @@ class Answer(BaseModel):
 
 
 class AskResponse(BaseModel):
-    """The public answer contract, identical to ``rag ask --json``. No answers means the documents do not say."""
+    """The public answer contract, identical to ``rag ask --json``. No answers means the documents do not say;
+    then ``closest`` shows the best passages that were read."""
 
     question: str
     answers: list[Answer]
+    closest: list[Passage] | None = Field(
+        None,
+        description="Only when `answers` is empty: the best few passages read (the closest evidence), best "
+        "first; an empty list when nothing was retrieved. Absent when there are answers.",
+    )
 
 
 class HealthResponse(BaseModel):

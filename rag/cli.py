@@ -204,7 +204,7 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
     """Answer QUESTION with spans copied from the documents, each with its citation.
 
     Each answer is followed by its citations: [doc_id start:end] and the quoted sentence, the answer
-    highlighted. No answer means the documents do not answer the question. If there is no index yet,
+    highlighted. No answer: the documents do not answer; the closest passages read are shown. If there is no index yet,
     one is built from seeds/ (or RAG_CORPUS_DIR) first.
 
     \b
@@ -228,7 +228,11 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
     if not result.answers:
-        click.echo("The documents do not answer this question (no answer scored above the threshold).")
+        click.echo("The documents do not answer this question.")
+        if result.closest:
+            click.echo("The closest passages read:")
+            for p in result.closest:
+                click.echo(f"   [{p.doc_id} {p.start}:{p.end}] {' '.join(p.text.split())}")
         return
     for i, a in enumerate(result.answers, start=1):
         click.secho(f"{i}. {a.text}", bold=True, nl=False)

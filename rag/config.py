@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         "this (SQuAD 2.0 null_score_diff_threshold); lower it to answer more often (reader=hf).",
     )
     top_k: int = Field(3, ge=1, le=20, description="Answers returned.")
+    closest_passages: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="When no answer is shown: how many of the best passages read (the evidence stage's "
+        "sentence windows) the answer JSON gives as `closest`, so a user sees what was found.",
+    )
     abstain_threshold: float = Field(
         0.35,
         ge=0.0,

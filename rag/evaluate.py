@@ -81,6 +81,8 @@ def variants(p: Pipeline) -> dict[str, Pipeline]:
             retrieve_k=p.retrieve_k,
             top_k=p.top_k,
             max_question_chars=p.max_question_chars,
+            evidence=p.evidence,
+            closest_k=p.closest_k,
         )
 
     docs = {d: doc.text for d, doc in p.index.documents.items()}
@@ -109,6 +111,8 @@ def other_readers(p: Pipeline) -> dict[str, Pipeline]:
             retrieve_k=p.retrieve_k,
             top_k=p.top_k,
             max_question_chars=p.max_question_chars,
+            evidence=p.evidence,
+            closest_k=p.closest_k,
         )
     }
 

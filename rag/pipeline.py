@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from rag.config import Settings
 from rag.errors import IndexMissing, InvalidQuestion
-from rag.evidence import SentenceRanker
+from rag.evidence import SentenceRanker, select_windows
 from rag.extract import page_at
 from rag.retrieval import BM25Retriever, HybridRetriever, PassageRetriever, Query
 from rag.store import IndexData, bm25_for, build_index, dense_retriever, load_index
-from rag.types import Answer, Document, Hit, Result
+from rag.types import Answer, Document, Hit, Passage, Result
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -49,12 +49,16 @@ class Pipeline:
         top_k: int = 3,
         max_question_chars: int = 1000,
         companion: Reader | None = None,
+        evidence: SentenceRanker | None = None,
+        closest_k: int = Settings.model_fields["closest_passages"].default,
     ) -> None:
         """``companion``: another reader over the same evidence that ``rag eval`` reports beside ``reader``
-        (the heuristic reader beside the learned one)."""
+        (the heuristic reader beside the learned one). ``evidence``: the evidence stage's ranker, whose best
+        ``closest_k`` windows a result without answers shows as ``closest`` (none without it)."""
         self.retriever, self.reader, self.embedder, self.index = retriever, reader, embedder, index
         self.retrieve_k, self.top_k, self.max_question_chars = retrieve_k, top_k, max_question_chars
         self.companion = companion
+        self.evidence, self.closest_k = evidence, closest_k
         self._lock = threading.Lock()  # the embedder's session is not shared across threads unguarded
 
     def ask(self, question: str, top_k: int | None = None) -> Result:
@@ -68,9 +72,21 @@ class Pipeline:
         """Retrieve and read for one prepared query; also return the evidence passages."""
         hits = self.retriever.retrieve(query, self.retrieve_k)
         answers = self.reader.read(query, hits, top_k or self.top_k)
+        closest = None if answers else self.closest(query, hits)
         if self.index is not None:
             answers = with_pages(answers, self.index.documents)
-        return Result(query.text, tuple(answers)), hits
+        return Result(query.text, tuple(answers), closest=closest), hits
+
+    def closest(self, query: Query, hits: Sequence[Hit]) -> tuple[Passage, ...] | None:
+        """The best ``closest_k`` passages read for ``query`` (the evidence stage's windows, best first),
+        shown when there is no answer; empty when nothing was retrieved, None without an evidence stage."""
+        if self.evidence is None:
+            return None
+        documents = self.evidence.index.documents
+        return tuple(
+            Passage(w.doc_id, w.start, w.end, documents[w.doc_id].text[w.start : w.end])
+            for w in select_windows(query, hits, self.evidence, self.closest_k)
+        )
 
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
         q = self.queries([clean_question(question, self.max_question_chars)])[0]
@@ -119,6 +135,8 @@ class Pipeline:
             top_k=settings.top_k,
             max_question_chars=settings.max_question_chars,
             companion=companion,
+            evidence=ranker,
+            closest_k=settings.closest_passages,
         )
 
     @classmethod

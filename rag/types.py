@@ -79,13 +79,25 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """A stretch of a document the reader read: ``document.text[start:end] == text``."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Result:
     question: str
     answers: tuple[Answer, ...]
+    # no answers: the best passages read (the closest evidence), best first; None: not worked out
+    closest: tuple[Passage, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The public answer contract (see README, "Answer JSON")."""
-        return {
+        """The public answer contract (see README, "Answer JSON"); ``closest`` only when there is no answer."""
+        out: dict[str, Any] = {
             "question": self.question,
             "answers": [
                 {
@@ -96,6 +108,11 @@ class Result:
                 for a in self.answers
             ],
         }
+        if not self.answers and self.closest is not None:
+            out["closest"] = [
+                {"doc_id": p.doc_id, "start": p.start, "end": p.end, "text": p.text} for p in self.closest
+            ]
+        return out
 
 
 def _citation_dict(c: Citation) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from api.main import WARMUP_QUESTION, create_app
 from rag.config import Settings
 from rag.manifest import ChunkingInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.pipeline import clean_question
-from rag.types import Answer, Citation, Document, Result
+from rag.types import Answer, Citation, Document, Passage, Result
 from tests.servers import free_port, running_server, serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +135,37 @@ def test_ask_contract_with_stub(client: TestClient, stub: StubPipeline) -> None:
     }
     assert stub.asked[0] == (WARMUP_QUESTION, 1)  # warmed before the first request
     assert client.post("/ask", json={"question": "q"}).json()["answers"].__len__() == 2  # default top_k=3
+
+
+class AbstainingStub(StubPipeline):
+    """Answers nothing; shows the passage that came closest (or, with ``retrieved=False``, none)."""
+
+    def __init__(self, retrieved: bool = True) -> None:
+        super().__init__()
+        self.retrieved = retrieved
+
+    def ask(self, question: str, top_k: int | None = None) -> Result:
+        q = clean_question(question, self.max_question_chars)
+        start = DOC_TEXT.index("The capital")
+        end = DOC_TEXT.index("ones.") + len("ones.")
+        closest = (Passage(DOC_ID, start, end, DOC_TEXT[start:end]),) if self.retrieved else ()
+        return Result(q, (), closest=closest)
+
+
+def test_abstaining_answer_shows_closest_with_stub() -> None:
+    start, end = DOC_TEXT.index("The capital"), DOC_TEXT.index("ones.") + len("ones.")
+    with TestClient(create_app(api_settings(), pipeline=AbstainingStub())) as c:
+        body = c.post("/ask", json={"question": "Where is the zoo?"}).json()
+        schema = c.get("/openapi.json").json()["components"]["schemas"]
+    assert body == {
+        "question": "Where is the zoo?",
+        "answers": [],
+        "closest": [{"doc_id": DOC_ID, "start": start, "end": end, "text": DOC_TEXT[start:end]}],
+    }
+    assert "closest" in schema["AskResponse"]["properties"]
+    assert set(schema["Passage"]["properties"]) == {"doc_id", "start", "end", "text"}
+    with TestClient(create_app(api_settings(), pipeline=AbstainingStub(retrieved=False))) as c:
+        assert c.post("/ask", json={"question": "Where is the zoo?"}).json()["closest"] == []
 
 
 def test_health_and_documents_with_stub(client: TestClient) -> None:
@@ -356,7 +387,7 @@ def real_client(api_pipeline, api_index_dir: Path):
 
 
 def check_contract(body: dict, question: str, top_k: int, texts: dict[str, str]) -> None:
-    assert set(body) == {"question", "answers"}
+    assert set(body) == {"question", "answers"} | ({"closest"} if not body["answers"] else set())
     assert body["question"] == question.strip()
     answers = body["answers"]
     assert len(answers) <= top_k
@@ -489,6 +520,22 @@ def test_serve_command_answers_over_http(live_server: str) -> None:
         assert status == 404 and isinstance(err["detail"], str), (path, status, err)
     status, err = raw_get(live_server, "/documents/000_0ad6adc2e8399668.txt")
     assert status == 200 and err["doc_id"] == "000_0ad6adc2e8399668.txt"
+
+
+@pytest.mark.slow
+def test_abstaining_over_http_shows_checkable_closest_passages(live_server: str) -> None:
+    q = "What is the price of bananas on Mars?"
+    r = httpx.post(f"{live_server}/ask", json={"question": q}, timeout=30)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["answers"] == [] and 1 <= len(body["closest"]) <= 3
+    assert {"question", "answers", "closest"} <= set(body)  # closest only without answers
+    for p in body["closest"]:
+        assert set(p) == {"doc_id", "start", "end", "text"}
+        text = httpx.get(f"{live_server}/documents/{p['doc_id']}", timeout=10).json()["text"]
+        assert text[p["start"] : p["end"]] == p["text"]  # checkable like a citation
+    answered = httpx.post(f"{live_server}/ask", json={"question": "Who is the US Secretary of State?"}, timeout=30)
+    assert answered.json()["answers"] and "closest" not in answered.json()
 
 
 @pytest.mark.slow

@@ -265,11 +265,12 @@ def test_write_outputs(evaluated: tuple, tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == ["g1", "g2", "g3"]
     full = runs[0].records
     for row, rec in zip(rows, full):
-        assert list(row) == ["id", "question", "answers", "latency_ms"]
+        assert list(row) == ["id", *rec.result.to_dict(), "latency_ms"]  # the answer JSON, between id and latency
         assert row["question"] == rec.item.question
         assert row["answers"] == rec.result.to_dict()["answers"]
         assert row["latency_ms"] == round(rec.latency_ms, 2) and row["latency_ms"] > 0
     assert rows[0]["answers"][0]["text"] == "Marco Rubio"
     assert rows[2]["answers"] == []  # the unanswerable question is abstained on
+    assert rows[2]["closest"] and "closest" not in rows[0]  # ... with the passages it read closest to it
     saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert saved == {"meta": meta, "variants": all_metrics}

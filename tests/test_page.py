@@ -475,6 +475,72 @@ def test_states_no_answer_invalid_too_large_working_unreachable(
     tab.assert_clean()
 
 
+READ_CLOSEST = """
+() => [...document.querySelectorAll('#closest-list > li.passage')].map((li) => ({
+  text: li.querySelector('.quote').textContent,
+  href: li.querySelector('a.cite').getAttribute('href'),
+  link: li.querySelector('a.cite').textContent,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_no_answer_shows_the_closest_passages_and_says_so_once(
+    seed_server: str, open_tab: Any, screenshots: Path
+) -> None:
+    tab = open_tab(seed_server)
+    page = tab.page
+    unanswered = next((q for q in UNANSWERABLE if not ask_json(seed_server, q).json()["answers"]), None)
+    if unanswered is None:  # a reader that answers every one of them: a real passage of a seed, as the API gives it
+        unanswered = UNANSWERABLE[0]
+        doc_id = "000_0ad6adc2e8399668.txt"
+        text = document_text(seed_server, doc_id)
+        fake = {
+            "question": unanswered,
+            "answers": [],
+            "closest": [{"doc_id": doc_id, "start": 0, "end": 80, "text": text[:80]}],
+        }
+        page.route(
+            "**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(fake))
+        )
+        closest = fake["closest"]
+    else:
+        closest = ask_json(seed_server, unanswered).json()["closest"]
+    assert closest
+    tab.goto("/?" + "q=" + quote(unanswered))
+    wait_for_answers(tab)
+    main = page.locator("main").inner_text()
+    assert main.count("The documents do not answer this question") == 1 and "No answer" not in main  # said once
+    assert page.locator("#closest").is_visible() and page.locator("#answers > li").count() == 0
+    shown = page.evaluate(READ_CLOSEST)
+    assert [s["text"] for s in shown] == [p["text"] for p in closest]  # best first, each whole
+    for s, p in zip(shown, closest):
+        assert document_text(seed_server, p["doc_id"])[p["start"] : p["end"]] == s["text"]  # checkable
+        h = hash_params(s["href"])
+        assert (h["doc"], int(h["start"]), int(h["end"])) == (p["doc_id"], p["start"], p["end"])
+        assert p["doc_id"] in s["link"] and f"{p['start']}–{p['end']}" in s["link"]
+    tab.shot(screenshots, "no-answer-closest", full_page=True)
+
+    # a passage opens in its document, highlighted there; Back returns to the passages
+    page.locator("#closest-list a.cite").first.click()
+    view = wait_for_document(tab)
+    first = closest[0]
+    assert view["current"] == document_text(seed_server, first["doc_id"])[first["start"] : first["end"]]
+    assert view["inView"] and view["marks"] == [first["text"]]
+    page.go_back()
+    page.wait_for_function("() => document.querySelector('#doc').hidden")
+    assert page.locator("#closest").is_visible()
+    page.unroute("**/ask")
+
+    # an answered question hides them again
+    page.get_by_label("Question", exact=True).fill(QUESTION)
+    page.get_by_label("Question", exact=True).press("Enter")
+    page.locator("#answers > li").first.wait_for()
+    assert page.locator("#closest").is_hidden() and page.locator("#no-answer").is_hidden()
+    assert page.locator("#closest-list > li").count() == 0
+    tab.assert_clean()
+
+
 @pytest.mark.slow
 def test_phone_width(seed_server: str, open_tab: Any, screenshots: Path) -> None:
     tab = open_tab(seed_server, width=375, height=740)

@@ -19,6 +19,7 @@
     form: $("ask"), q: $("q"), k: $("k"), submit: $("submit"),
     status: $("status"), error: $("error"),
     results: $("results"), resultsTitle: $("results-title"), noAnswer: $("no-answer"), answers: $("answers"),
+    why: $("no-answer-why"), closest: $("closest"), closestList: $("closest-list"),
     doc: $("doc"), back: $("back"), prev: $("prev-mark"), next: $("next-mark"),
     docTitle: $("doc-title"), docMeta: $("doc-meta"), docText: $("doc-text"), corpus: $("corpus"),
   };
@@ -202,7 +203,7 @@
       result = { key, body };
       renderAnswers(body);
       const n = body.answers.length;
-      setStatus(n ? `${n} answer${n === 1 ? "" : "s"}, best first.` : "No answer.");
+      setStatus(n ? `${n} answer${n === 1 ? "" : "s"}, best first.` : ""); // none: the message below says so, once
       if (!ui.doc.hidden) ui.results.hidden = true; // a shared document link: the answers wait behind it
     } catch (err) {
       if (err && err.name === "AbortError") return;
@@ -223,10 +224,40 @@
 
   function renderAnswers(body) {
     ui.resultsTitle.replaceChildren("Answers to ", make("q", "asked", body.question));
-    ui.noAnswer.hidden = body.answers.length > 0;
+    const none = body.answers.length === 0;
+    ui.noAnswer.hidden = !none;
+    // no answer: the passages that came closest (`closest`), each one opens in its document like a citation
+    const closest = none && Array.isArray(body.closest) ? body.closest : [];
+    ui.why.textContent = closest.length
+      ? "Below are the passages that came closest; none of them answers it well enough. Try other words."
+      : "Nothing in the documents matched it; try other words.";
+    ui.closestList.replaceChildren(...closest.map(renderPassage));
+    ui.closest.hidden = closest.length === 0;
     const items = body.answers.map((answer, i) => renderAnswer(answer, i));
     ui.answers.replaceChildren(...items);
     ui.results.hidden = false;
+  }
+
+  /** "Open DOC_ID[, page N,] at S–E": opens the document with S..E highlighted (and `also`, other places). */
+  function sourceLink(docId, start, end, also, page) {
+    const link = make("a", "cite");
+    link.href = docHash(docId, start, end, also);
+    link.append("Open ", make("span", "doc-id", docId));
+    if (Number.isInteger(page)) link.append(make("span", "page", `, page ${page},`));
+    link.append(make("span", "offsets", ` at ${start}–${end}`));
+    link.addEventListener("click", () => {
+      openedFromResults = true;
+      returnFocus = link;
+    });
+    const source = make("p", "source");
+    source.append(link);
+    return source;
+  }
+
+  function renderPassage(p) {
+    const li = make("li", "passage");
+    li.append(make("blockquote", "quote", p.text), sourceLink(p.doc_id, p.start, p.end, []));
+    return li;
   }
 
   function renderAnswer(answer, i) {
@@ -259,21 +290,10 @@
     const { fragment } = highlighted(c.quote, [{ start: c.start - c.quote_start, end: c.end - c.quote_start }]);
     quote.append(fragment);
 
-    const source = make("p", "source");
     const also = answer.citations
       .filter((o) => o !== c && o.doc_id === c.doc_id)
       .map((o) => [o.start, o.end]);
-    const link = make("a", "cite");
-    link.href = docHash(c.doc_id, c.start, c.end, also);
-    link.append("Open ", make("span", "doc-id", c.doc_id));
-    if (Number.isInteger(c.page)) link.append(make("span", "page", `, page ${c.page},`));
-    link.append(make("span", "offsets", ` at ${c.start}–${c.end}`));
-    link.addEventListener("click", () => {
-      openedFromResults = true;
-      returnFocus = link;
-    });
-    source.append(link);
-    li.append(quote, source);
+    li.append(quote, sourceLink(c.doc_id, c.start, c.end, also, c.page));
     return li;
   }
 
