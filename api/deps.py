@@ -43,7 +43,7 @@ class ServiceState:
     unavailable: str | None = None  # the 503 detail when pipeline is None
     executor: ThreadPoolExecutor = field(default_factory=_inference_thread)
     pending: int = 0  # questions admitted and not finished on the inference thread (bounded)
-    index_stamp: tuple[int, int, int] | None = None  # identity of the manifest being served (api/reload.py)
+    index_stamp: str | None = None  # identity of the index generation being served (api/reload.py)
 
     async def run(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
         """Run ``fn(*args, **kwargs)`` on the inference thread and await its result."""

@@ -53,6 +53,11 @@ class Citation(BaseModel):
     page: int | None = Field(
         None, description="Page (1-based) the answer is on, for paged documents (PDF); absent for others."
     )
+    doc_sha256: str | None = Field(
+        None,
+        description="SHA-256 of the cited document as indexed, as GET /documents/{doc_id} reports it: a document "
+        "whose sha256 differs there is from a newer index (ask again), not a wrong citation.",
+    )
 
 
 class Passage(BaseModel):
@@ -81,6 +86,9 @@ class AskResponse(BaseModel):
         None,
         description="Only when `answers` is empty: the best few passages read (the closest evidence), best "
         "first; an empty list when nothing was retrieved. Absent when there are answers.",
+    )
+    index_built_at: str | None = Field(
+        None, description="When the index that answered was built (GET /health's index_built_at names the current one)."
     )
 
 

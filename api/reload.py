@@ -1,7 +1,7 @@
 """Serving while re-indexing: notice a newly written index and swap the pipeline between requests.
 
-`rag index` replaces the index folder whole (a rename), so a new index shows as a manifest with a new
-identity (inode, modification time). The watcher stats it every ``index_poll_s`` seconds; on a change it
+`rag index` publishes each build as a new generation of the index folder (rag.generations), so a new
+index shows as a new generation name in its pointer. The watcher reads it every ``index_poll_s`` seconds; on a change it
 loads the new index beside the running one (the embedding model is shared, not reloaded), warms it on the
 inference thread, and swaps ``state.pipeline``. A request holds the pipeline it started with, so requests
 in flight finish on the old one and none mixes two indexes. A new index that cannot be loaded is logged
@@ -12,27 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 
 from api.deps import ServiceState
 from rag.errors import RagError
+from rag.generations import stamp as generation_stamp
 from rag.pipeline import Pipeline
-from rag.store import MANIFEST, load_index
+from rag.store import load_index
 
 log = logging.getLogger("rag.api")
 
-Stamp = tuple[int, int, int]
 
-
-def manifest_stamp(state: ServiceState) -> Stamp | None:
-    """The identity of the index's manifest file now (inode, size, mtime), or None if there is none."""
-    try:
-        st = os.stat(state.settings.index_dir / MANIFEST)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+def manifest_stamp(state: ServiceState) -> str | None:
+    """The identity of the index's current generation now, or None if there is none."""
+    return generation_stamp(state.settings.index_dir)
 
 
 def load_new(state: ServiceState) -> Pipeline:

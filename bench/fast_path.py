@@ -142,10 +142,11 @@ def main() -> None:
 
     from rag.config import Settings
     from rag.embedding import load_embedder
+    from rag.generations import resolve
     from rag.store import build_index, load_index
 
     s = Settings(index_dir=args.index_dir)
-    if not (args.index_dir / "manifest.json").exists():
+    if resolve(args.index_dir) is None:
         print(f"building {args.index_dir} from seeds/ ...", flush=True)
         build_index([s.corpus_dir], s, args.index_dir, lambda: load_embedder(s))
     onnx = load_embedder(s, "onnx")  # also makes sure the ONNX export is cached before the cold runs

@@ -32,10 +32,11 @@ def main() -> None:
 
     from rag.config import Settings
     from rag.embedding import load_embedder
+    from rag.generations import resolve
     from rag.store import build_index
 
     s = Settings(index_dir=args.index_dir)
-    if not (args.index_dir / "manifest.json").exists():
+    if resolve(args.index_dir) is None:
         build_index([s.corpus_dir], s, args.index_dir, lambda: load_embedder(s))
     load_embedder(s, "onnx")  # the ONNX export is cached before the cold runs
     subprocess.run(

@@ -87,7 +87,8 @@ def app() -> None:
     """Offline extractive question answering with checkable citations.
 
     Answers are exact spans copied from your documents, each cited by document id, character offsets
-    and the sentence around it. The first `rag ask` builds the index from seeds/ (or RAG_CORPUS_DIR).
+    and the sentence around it. The first `rag ask` builds the default index (index/) from seeds/ (or
+    RAG_CORPUS_DIR); any other index is built with `rag index`.
     Settings come from RAG_* environment variables or a .env file (see the README).
     """
 
@@ -120,7 +121,8 @@ def index(
 
     Reads .txt and .md (UTF-8, UTF-16 with a byte order mark, or legacy encodings such as cp1252),
     .pdf (the text layer; citations name the page), .html/.htm (the page's main text) and .docx.
-    PATH defaults to seeds/ (or RAG_CORPUS_DIR). Unchanged files are skipped; changed and removed ones
+    PATH defaults to the corpus the index was built from (for a new index, seeds/ or RAG_CORPUS_DIR); other
+    PATHs replace that corpus (one warning line says so). Unchanged files are skipped; changed and removed ones
     are handled. A file that cannot be read (damaged, scanned PDF, encrypted, over RAG_MAX_FILE_MB) is
     named in one warning line and the build goes on. The new index replaces the old one only once it is
     complete; one process writes an index at a time (a second one waits, or fails with --no-wait).
@@ -129,13 +131,15 @@ def index(
     Examples:
       rag index                       # the bundled seeds, into index/
       rag index docs/ --index-dir my-index/
+      rag index --index-dir my-index/ # update my-index/ from docs/, the corpus it records
       rag index docs/ --rebuild       # re-embed everything
       rag index big/ --ray            # read and embed on a local Ray (pip install -e ".[ray]")
       rag index big/ --ray 10.0.0.5:6379 --ray-workers 64
     """
     s = _settings(index_dir=index_dir)
-    corpus = list(paths) or [s.corpus_dir]
     on_wait = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    corpus = list(paths) or None  # None: the corpus the index records (else seeds/, RAG_CORPUS_DIR)
+    on_replace = lambda msg: click.secho(f"warning: {msg}", fg="yellow", err=True)  # noqa: E731
     try:
         if ray_address is not None:
             from rag.scale.ray_index import build_index_ray
@@ -150,6 +154,7 @@ def index(
                 rebuild=rebuild,
                 wait=not no_wait,
                 on_wait=on_wait,
+                on_replace=on_replace,
             )
         else:
             from rag.embedding import load_embedder
@@ -164,6 +169,7 @@ def index(
                 rebuild=rebuild,
                 wait=not no_wait,
                 on_wait=on_wait,
+                on_replace=on_replace,
             )
     except RagError as exc:
         _fail(str(exc))
@@ -204,8 +210,9 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
     """Answer QUESTION with spans copied from the documents, each with its citation.
 
     Each answer is followed by its citations: [doc_id start:end] and the quoted sentence, the answer
-    highlighted. No answer: the documents do not answer; the closest passages read are shown. If there is no index yet,
-    one is built from seeds/ (or RAG_CORPUS_DIR) first.
+    highlighted. No answer: the documents do not answer; the closest passages read are shown. The
+    default index (index/) is built from seeds/ (or RAG_CORPUS_DIR) the first time; another --index-dir
+    that holds no index is an error naming the `rag index` command that builds it.
 
     \b
     Examples:
@@ -217,9 +224,7 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
     s = _settings(index_dir=index_dir)
     try:
         clean_question(question, s.max_question_chars)  # fail fast, before loading anything
-        if not (s.index_dir / "manifest.json").exists():
-            click.echo(f"no index in {s.index_dir} yet: building it from {s.corpus_dir}/ ...", err=True)
-        pipeline = Pipeline.from_settings(s, progress=True)
+        pipeline = Pipeline.from_settings(s, progress=True, on_message=lambda msg: click.echo(msg, err=True))
         result = pipeline.ask(question, top_k=top_k)
     except RagError as exc:
         _fail(str(exc))
@@ -263,8 +268,9 @@ def serve(
 ) -> None:
     """Run the HTTP service: POST /ask, GET /health, GET /documents (docs at /docs).
 
-    The index and model load once, and the port opens only after a warm-up question. With no index
-    yet, it is built from seeds/ (or RAG_CORPUS_DIR) first.
+    The index and model load once, and the port opens only after a warm-up question. The default index
+    (index/) is built from seeds/ (or RAG_CORPUS_DIR) the first time; with another --index-dir that holds
+    no index, it answers 503 naming the `rag index` command until that index is built.
 
     \b
     Example:

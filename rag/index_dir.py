@@ -1,8 +1,7 @@
-"""The index folder on disk: checks before a build, and replacing it whole or not at all.
+"""The index folder on disk: checks before a build, and the one-writer lock.
 
-Generic over what goes inside: the store fills a fresh temporary folder beside the target, and
-:func:`replace_dir` swaps it in with renames, so an interrupted or failed build leaves the previous index
-as it was. Every filesystem failure becomes an :class:`IndexWriteError` that names the path and the step.
+What goes inside, and how a new build replaces the old one whole, is :mod:`rag.generations`. Every
+filesystem failure becomes an :class:`IndexWriteError` that names the path and the step.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
@@ -40,10 +38,11 @@ def check_no_file_in_the_way(index_dir: Path) -> None:
             )
 
 
-def check_replaceable(index_dir: Path, *, marker: str, allowed: Collection[str]) -> None:
+def check_replaceable(index_dir: Path, *, markers: Collection[str], allowed: Callable[[str], bool]) -> None:
     """Before any work: a folder can be created at ``index_dir`` and would replace nothing but an index.
 
-    An existing folder is ours when it holds ``marker`` (the manifest) or only names in ``allowed``.
+    An existing folder is ours when it holds one of ``markers`` (the pointer, a legacy manifest) or only
+    names that ``allowed`` accepts.
     """
     check_no_file_in_the_way(index_dir)
     try:
@@ -52,13 +51,13 @@ def check_replaceable(index_dir: Path, *, marker: str, allowed: Collection[str])
         raise IndexWriteError(
             f"Cannot reach the index folder {index_dir} ({exc.strerror or exc}). {WRITE_FIX}"
         ) from exc
-    if not index_dir.is_dir() or (index_dir / marker).exists():
+    if not index_dir.is_dir() or any((index_dir / marker).exists() for marker in markers):
         return
     try:
         names = [p.name for p in index_dir.iterdir()]
     except OSError as exc:
         raise IndexWriteError(f"Cannot list the index folder {index_dir} ({exc.strerror or exc}). {WRITE_FIX}") from exc
-    foreign = [name for name in names if name not in allowed]
+    foreign = [name for name in names if not allowed(name)]
     if foreign:
         raise RagError(
             f"{index_dir} holds files that are not part of an index ({', '.join(sorted(foreign)[:3])}); "
@@ -66,68 +65,10 @@ def check_replaceable(index_dir: Path, *, marker: str, allowed: Collection[str])
         )
 
 
-def replace_dir(index_dir: Path, fill: Callable[[Path], None], *, keep: Collection[str] = ()) -> None:
-    """Create a temporary folder beside ``index_dir``, let ``fill`` write into it, then swap it in by renames.
-
-    Files named in ``keep`` (a README) are carried over from the old folder. Any filesystem failure becomes
-    an :class:`IndexWriteError` naming the path; the previous folder (if any) is left in place, or moved
-    back if the failure came between the two renames.
-    """
-    shown = index_dir
-    index_dir = index_dir.absolute()
-    parent = index_dir.parent
-    check_no_file_in_the_way(shown)
-    step = f"creating the folder {parent}"
-    tmp: Path | None = None
-    old_home: Path | None = None  # a temporary folder holding the previous index during the swap
-    old_moved = False
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        step = f"creating a temporary folder in {parent}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.tmp-", dir=parent))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the index becomes an ordinary folder
-        step = f"writing the new index files in {tmp}"
-        fill(tmp)
-        if index_dir.is_dir():
-            for name in keep:
-                if (index_dir / name).is_file():
-                    shutil.copy2(index_dir / name, tmp / name)
-            step = f"creating a temporary folder in {parent}"
-            old_home = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.old-", dir=parent))
-            step = f"moving the previous index {index_dir} aside"
-            os.replace(index_dir, old_home / "index")
-            old_moved = True
-        step = f"renaming {tmp} to {index_dir}"
-        os.replace(tmp, index_dir)
-        tmp = None
-        old_moved = False
-    except BaseException as exc:
-        state = "The previous index, if any, is unchanged."
-        if old_moved and old_home is not None:
-            try:
-                os.replace(old_home / "index", index_dir)
-                old_moved = False
-            except OSError:
-                state = f"The previous index is in {old_home / 'index'}: move it back to {index_dir}."
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old_home is not None and not old_moved:
-            shutil.rmtree(old_home, ignore_errors=True)
-        if isinstance(exc, OSError):
-            why = exc.strerror or str(exc) or exc.__class__.__name__
-            if exc.filename:
-                why += f": {exc.filename}"
-            raise IndexWriteError(
-                f"Cannot write the index {shown}: {step} failed ({why}). {state} {WRITE_FIX}"
-            ) from exc
-        raise
-    if old_home is not None:
-        shutil.rmtree(old_home, ignore_errors=True)
-
-
 def lock_path(index_dir: Path) -> Path:
-    """The lock file of ``index_dir``: beside it, since the folder itself is replaced by renames."""
-    index_dir = index_dir.absolute()
+    """The lock file of ``index_dir``: beside the folder it resolves to, so every path to one index (a symlink
+    to it, ``./index``, an absolute path) takes the same lock."""
+    index_dir = index_dir.absolute().resolve()
     return index_dir.parent / f".{index_dir.name}.lock"
 
 
@@ -139,6 +80,8 @@ def writer_lock(index_dir: Path, *, wait: bool = True, on_wait: Callable[[str], 
 
     Under the lock, what a killed writer left behind is cleaned up first (:func:`recover`).
     """
+    from rag.generations import repair
+
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no locking
@@ -167,6 +110,7 @@ def writer_lock(index_dir: Path, *, wait: bool = True, on_wait: Callable[[str], 
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         recover(index_dir)
+        repair(index_dir)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -183,16 +127,49 @@ def _holder(fd: int) -> str:
 def recover(index_dir: Path) -> None:
     """Clean up after a writer that was killed (call only under the writer lock).
 
-    A previous index moved aside but not replaced (killed between the two renames) is moved back; the
-    temporary folders of unfinished builds are removed.
+    Versions before :mod:`rag.generations` replaced the whole folder with two renames: a previous index such
+    a writer moved aside but did not replace (killed between the renames) is moved back, and the temporary
+    folders of its unfinished builds are removed.
     """
     index_dir = index_dir.absolute()
     parent = index_dir.parent
     if not parent.is_dir():
         return
+    index_dir = index_dir.resolve()
+    parent = index_dir.parent
     leftovers = sorted(parent.glob(f".{index_dir.name}.old-*")) + sorted(parent.glob(f".{index_dir.name}.tmp-*"))
     for old in leftovers:
         if old.name.startswith(f".{index_dir.name}.old-") and (old / "index").is_dir() and not index_dir.exists():
             os.replace(old / "index", index_dir)
             log.warning("restored the previous index %s, left aside by an interrupted build", index_dir)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def restorable(index_dir: Path) -> bool:
+    """Is there a previous index that a killed writer left aside (see :func:`recover`)?"""
+    index_dir = index_dir.absolute().resolve()
+    try:
+        return any((old / "index").is_dir() for old in index_dir.parent.glob(f".{index_dir.name}.old-*"))
+    except OSError:
+        return False
+
+
+def wait_for_writer(index_dir: Path, on_wait: Callable[[str], None] | None = None) -> None:
+    """Wait until no process is writing ``index_dir`` (a reader's wait: it takes nothing and writes nothing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        return
+    try:
+        fd = os.open(lock_path(index_dir), os.O_RDONLY)
+    except OSError:  # no lock file: nobody ever wrote this index here
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(f"waiting for another rag process ({_holder(fd)}) to finish writing the index {index_dir} ...")
+            fcntl.flock(fd, fcntl.LOCK_SH)
+    finally:
+        os.close(fd)

@@ -73,7 +73,10 @@ class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     rag_version: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-    corpus: list[str]
+    corpus: list[str]  # the paths as given to `rag index` (what error messages name)
+    # the same paths made absolute, so `rag index` with no PATH re-indexes this corpus from any folder
+    # (absent in indexes written before it was recorded: ``corpus`` is read from the current folder then)
+    corpus_resolved: list[str] | None = None
     embedding: EmbeddingInfo
     chunking: ChunkingInfo
     faiss: FaissInfo

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import wait
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.config import Settings
-from rag.errors import IndexMissing, InvalidQuestion
+from rag.errors import InvalidQuestion
 from rag.evidence import SentenceRanker, select_windows
 from rag.extract import page_at
 from rag.retrieval import BM25Retriever, HybridRetriever, PassageRetriever, Query
-from rag.store import IndexData, bm25_for, build_index, dense_retriever, load_index
+from rag.store import IndexData, bm25_for, dense_retriever, load_index, open_index
 from rag.types import Answer, Document, Hit, Passage, Result
 
 if TYPE_CHECKING:
@@ -73,9 +73,10 @@ class Pipeline:
         hits = self.retriever.retrieve(query, self.retrieve_k)
         answers = self.reader.read(query, hits, top_k or self.top_k)
         closest = None if answers else self.closest(query, hits)
-        if self.index is not None:
-            answers = with_pages(answers, self.index.documents)
-        return Result(query.text, tuple(answers), closest=closest), hits
+        if self.index is None:
+            return Result(query.text, tuple(answers), closest=closest), hits
+        answers = with_pages(answers, self.index.documents)
+        return Result(query.text, tuple(answers), closest=closest, index_built_at=self.index.built_at), hits
 
     def closest(self, query: Query, hits: Sequence[Hit]) -> tuple[Passage, ...] | None:
         """The best ``closest_k`` passages read for ``query`` (the evidence stage's windows, best first),
@@ -147,8 +148,11 @@ class Pipeline:
         *,
         build_if_missing: bool = True,
         progress: bool = False,
+        on_message: Callable[[str], None] | None = None,
     ) -> Pipeline:
-        """Load the index (building it from ``settings.corpus_dir`` first if there is none)."""
+        """Load the index as it is (a reader never replaces one). ``build_if_missing``: the default index
+        that has never existed is built from ``settings.corpus_dir`` first (see :func:`rag.store.open_index`;
+        ``on_message`` hears that it is, or that a writer is waited for)."""
         from rag.embedding import load_embedder
 
         index_dir = index_dir or settings.index_dir
@@ -158,14 +162,16 @@ class Pipeline:
 
             reader_model = preload(settings)
         embedder: Embedder | None = None
+
+        def load_embedder_once() -> Embedder:  # only when the first-use build embeds something
+            nonlocal embedder
+            embedder = embedder or load_embedder(settings)
+            return embedder
+
         try:
-            try:
-                index = load_index(index_dir, settings)
-            except IndexMissing:
-                if not build_if_missing:
-                    raise
-                embedder = load_embedder(settings)
-                build_index([settings.corpus_dir], settings, index_dir, embedder, progress=progress)
+            if build_if_missing:
+                index = open_index(settings, index_dir, load_embedder_once, progress=progress, on_message=on_message)
+            else:
                 index = load_index(index_dir, settings)
             return cls.from_index(index, settings, embedder, reader_model)
         except BaseException:
@@ -175,14 +181,18 @@ class Pipeline:
 
 
 def with_pages(answers: Sequence[Answer], documents: Mapping[str, Document]) -> list[Answer]:
-    """The answers with each citation of a paged document (PDF) saying the page its answer starts on."""
+    """The answers with each citation saying which version of its document it cites (``doc_sha256``) and, for
+    a paged document (PDF), the page its answer starts on."""
     out = []
     for a in answers:
         cites = []
         for c in a.citations:
             doc = documents.get(c.doc_id)
-            page = page_at(doc.pages, c.start) if doc is not None else None
-            cites.append(replace(c, page=page) if page is not None else c)
+            if doc is None:
+                cites.append(c)
+                continue
+            page = page_at(doc.pages, c.start)
+            cites.append(replace(c, doc_sha256=doc.sha256, **({"page": page} if page is not None else {})))
         out.append(replace(a, citations=tuple(cites)))
     return out
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rag.errors import CorpusError, GoldFormatError
+from rag.errors import CorpusError, GoldFormatError, IndexCorrupt
+from rag.generations import resolve
 
 __all__ = [
     "GoldItem",
@@ -423,6 +424,13 @@ def _indexed_doc_ids(index_dir: Path) -> list[str] | None:
     """The doc ids of the index in ``index_dir`` (from ``manifest.json``, then ``documents.jsonl``), or None
     when neither can be read."""
     try:
+        gen = resolve(index_dir)
+    except IndexCorrupt:
+        return None
+    if gen is None:
+        return None
+    index_dir = gen.path
+    try:
         manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
         documents = manifest["documents"]
         if isinstance(documents, dict) and all(isinstance(d, str) for d in documents):
@@ -440,14 +448,17 @@ def _indexed_doc_ids(index_dir: Path) -> list[str] | None:
 def check_squad_index_dir(index_dir: Path, doc_ids: Collection[str]) -> None:
     """Refuse to index a SQuAD corpus into ``index_dir`` when that would replace an index of other documents.
 
-    Allowed: a folder that does not exist, holds no ``manifest.json``, or holds an index whose documents are
+    Allowed: a folder that does not exist, holds no index, or holds an index whose documents are
     all among ``doc_ids`` (an earlier run on this SQuAD file, re-indexed incrementally). Otherwise raises
     :class:`rag.errors.CorpusError` saying which document is foreign and how to choose another folder.
     Reads only the manifest (or ``documents.jsonl``); FAISS and the vectors are never loaded.
     """
     index_dir = Path(index_dir)
-    if not (index_dir / "manifest.json").is_file():
-        return
+    try:
+        if resolve(index_dir) is None:
+            return
+    except IndexCorrupt:
+        pass  # a damaged pointer: an index of unknown documents is there
     fix = (
         "`rag eval --squad` would replace it. Give a new or empty --index-dir, or leave it out to use a temporary one."
     )

@@ -1,9 +1,9 @@
-"""The index directory: building it (incrementally, atomically) and loading it back with checks.
+"""Building the index directory: incrementally, into a new generation published whole or not at all.
 
-Layout (all written together, then swapped in by one rename):
+Each build writes one generation folder (see :mod:`rag.generations`), holding:
 
-- ``manifest.json``: format version, model, chunking and FAISS parameters, each document's content hash,
-  counts, and the sha256 of every other file (checked on load);
+- ``manifest.json``: format version, model, chunking and FAISS parameters, the corpus, each document's
+  content hash, counts, and the sha256 of every other file (checked on load);
 - ``vectors.faiss``: the chunk vectors (normalised; inner product == cosine); row i is chunk i;
 - ``chunks.jsonl``: one chunk per line: row, doc_id, start, end, text, sentence spans;
 - ``chunk_vectors.npy`` / ``sentence_vectors.npy``: float32 vectors (reused when re-indexing, and
@@ -14,13 +14,15 @@ Layout (all written together, then swapped in by one rename):
   re-analyse every chunk. Optional: an index without them (older versions) gets BM25 built in memory;
 - ``lexicon.json``: the words the corpus writes in lower case and those it capitalises mid-sentence (the
   reader's evidence for what is a name). Optional likewise.
+
+Loading is :mod:`rag.index_load` (its names are re-exported here); :func:`open_index` is how a reader that
+may build on first use gets its index.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,68 +30,75 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from rag import __version__
 from rag.chunking import chunk_text
 from rag.config import Settings
 from rag.corpus import ReadFiles, check_has_text, read_files, scan_corpus
 from rag.digests import sha256_file
-from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
-from rag.index_dir import check_replaceable, replace_dir, writer_lock
-from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, Manifest
-from rag.reader.spans import Lexicon, build_lexicon, lexicon_from_json, lexicon_to_json
-from rag.retrieval import BM25_FILES, BM25Retriever, DenseRetriever
-from rag.types import Chunk, Document, Span
-from rag.vector_index import (
-    IVF_MIN_POINTS_PER_LIST,
-    configure,
-    ivf_nlist_for,
-    make_faiss_index,
-    read_faiss,
-    rerank_factor,
+from rag.errors import CorpusError, IndexCorrupt, IndexMissing, RagError
+from rag.generations import POINTER, PREFIX, is_generation_name, resolve, write_generation
+from rag.index_dir import check_replaceable, restorable, wait_for_writer, writer_lock
+from rag.index_load import (
+    ARTEFACTS,
+    DEFAULT_INDEX_DIR,
+    LEXICON,
+    MANIFEST,
+    IndexData,
+    SentenceRef,
+    bm25_for,
+    check_compatible,
+    dense_retriever,
+    index_command,
+    load_index,
+    read_manifest,
+    update_command,
 )
+from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, Manifest
+from rag.reader.spans import build_lexicon, lexicon_to_json
+from rag.retrieval import BM25_FILES, BM25Retriever
+from rag.types import Chunk, Document
+from rag.vector_index import ivf_nlist_for, make_faiss_index
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-ARTEFACTS = (
-    "vectors.faiss",
-    "chunks.jsonl",
-    "chunk_vectors.npy",
-    "sentences.jsonl",
-    "sentence_vectors.npy",
-    "documents.jsonl",
-)
-LEXICON = "lexicon.json"  # optional: absent from indexes written before it
-KEEP_FILES = {"README.md", ".gitkeep"}  # carried over when the directory is replaced
-DEFAULT_INDEX_DIR: Path = Settings.model_fields["index_dir"].default
+__all__ = [
+    "ARTEFACTS",
+    "DEFAULT_INDEX_DIR",
+    "LEXICON",
+    "MANIFEST",
+    "BuildReport",
+    "IndexData",
+    "SentenceRef",
+    "bm25_for",
+    "build_index",
+    "check_compatible",
+    "dense_retriever",
+    "index_command",
+    "ivf_nlist_for",
+    "load_index",
+    "open_index",
+    "read_manifest",
+    "update_command",
+]
+
+KEEP_FILES = {"README.md", ".gitkeep"}  # what a user may keep in an index folder besides the index
+LEGACY_FILES = {MANIFEST, *ARTEFACTS, *BM25_FILES.values(), LEXICON}  # the files of a pre-generation index
+DEFAULT_CORPUS_DIR: Path = Settings.model_fields["corpus_dir"].default
 
 
-@dataclass(frozen=True)
-class SentenceRef:
-    doc_id: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class IndexData:
-    """Everything a loaded index holds."""
-
-    path: Path
-    manifest: Manifest
-    documents: dict[str, Document]
-    chunks: list[Chunk]
-    chunk_vectors: np.ndarray
-    sentences: list[SentenceRef]
-    sentence_vectors: np.ndarray
-    sentence_row: dict[tuple[str, int, int], int]
-    faiss_index: Any
-    lexicon: Lexicon | None = None  # the corpus's capitalisation evidence for the reader (None: older index)
+def _ours(name: str) -> bool:
+    """Is ``name`` something an index folder may hold (so replacing the folder's index loses nothing else)?"""
+    return (
+        name in KEEP_FILES
+        or name in LEGACY_FILES
+        or name == POINTER
+        or name.startswith((PREFIX, f".{POINTER}.tmp-"))
+        or is_generation_name(name)
+    )
 
 
 @dataclass(frozen=True)
@@ -114,37 +123,6 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-# --------------------------------------------------------------------------------------------- commands
-def index_command(index_dir: Path, *, rebuild: bool = False, corpus: Sequence[str] = ()) -> str:
-    """The `rag index` command line that (re)builds ``index_dir``, for error messages.
-
-    ``--index-dir`` is named unless ``index_dir`` is the default (``index``), and ``corpus`` (the paths the
-    index was built from, when they are not the default corpus) is passed, so the command rebuilds the
-    same index when followed literally.
-    """
-    words = ["rag", "index", *corpus]
-    if rebuild:
-        words.append("--rebuild")
-    if Path(index_dir) != DEFAULT_INDEX_DIR:
-        words += ["--index-dir", str(index_dir)]
-    return f"`{shlex.join(words)}`"
-
-
-def update_command(manifest: Manifest, settings: Settings, index_dir: Path) -> str:
-    """The `rag index` command line that brings the index in ``index_dir`` up to date with its corpus."""
-    return index_command(index_dir, corpus=_corpus_args(manifest, settings))
-
-
-def _corpus_args(manifest: Manifest, settings: Settings) -> list[str]:
-    """The corpus paths to name in a rebuild command: none when the index was built from the default corpus."""
-    return [] if manifest.corpus == [str(settings.corpus_dir)] else list(manifest.corpus)
-
-
 # --------------------------------------------------------------------------------------------- build
 def _compatible(manifest: Manifest, settings: Settings) -> bool:
     return (
@@ -157,7 +135,7 @@ def _compatible(manifest: Manifest, settings: Settings) -> bool:
 
 def _previous(index_dir: Path, settings: Settings) -> IndexData | None:
     """The existing index, when it can be reused for unchanged documents; None otherwise."""
-    if not (index_dir / MANIFEST).exists():
+    if resolve(index_dir) is None:
         return None
     try:
         data = load_index(index_dir, settings, check_settings=False)
@@ -168,7 +146,7 @@ def _previous(index_dir: Path, settings: Settings) -> IndexData | None:
 
 
 def build_index(
-    paths: Sequence[Path],
+    paths: Sequence[Path] | None,
     settings: Settings,
     index_dir: Path,
     embedder: Embedder | Callable[[], Embedder],
@@ -177,25 +155,56 @@ def build_index(
     rebuild: bool = False,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    on_replace: Callable[[str], None] | None = None,
     read: ReadFiles = read_files,
 ) -> BuildReport:
     """Index the documents under ``paths`` (every format :mod:`rag.extract` reads) into ``index_dir``.
 
     Unchanged files (same bytes, same extractor) are not extracted again, and unchanged documents (same
     text, same settings) reuse their chunks and vectors; files that cannot be read are reported, not fatal.
-    The new index is written to a temporary directory and swapped in with a rename, so an interrupted build
-    leaves the previous index intact. ``embedder`` may be a factory, called only when something must be embedded.
+    The new index is written to a new generation folder and published by renaming one pointer file, so an
+    interrupted build leaves the previous index intact and a reader never sees parts of two builds. ``embedder`` may be a factory, called only when something must be embedded.
+
+    ``paths`` None: the corpus the index records (read under the writer lock, after a previous index that a
+    killed writer left aside is restored), or ``settings.corpus_dir`` for a new index. Other paths than the
+    recorded ones replace that corpus, and ``on_replace`` (default: a logged warning) is told so in one line.
 
     One writer at a time per index directory: another build of the same directory waits for this one
     (``on_wait`` is told who holds it), or raises :class:`~rag.errors.IndexBusy` when not ``wait``.
     ``read`` reads the files that must be read (:mod:`rag.scale.ray_index` passes one that runs on Ray, and an
     embedder that embeds on Ray); everything else is the same code whichever runs it.
     """
-    check_replaceable(
-        index_dir, marker=MANIFEST, allowed=KEEP_FILES | set(ARTEFACTS) | set(BM25_FILES.values()) | {LEXICON}
-    )
+    check_replaceable(index_dir, markers=(POINTER, MANIFEST), allowed=_ours)
     with writer_lock(index_dir, wait=wait, on_wait=on_wait or (lambda msg: log.warning("%s", msg))):
-        return _build(paths, settings, index_dir, embedder, progress=progress, rebuild=rebuild, read=read)
+        corpus = _corpus_for(index_dir, paths, settings, on_replace or (lambda msg: log.warning("%s", msg)))
+        return _build(corpus, settings, index_dir, embedder, progress=progress, rebuild=rebuild, read=read)
+
+
+def _corpus_for(
+    index_dir: Path, paths: Sequence[Path] | None, settings: Settings, on_replace: Callable[[str], None]
+) -> list[Path]:
+    """What a build indexes (under the writer lock): see :func:`build_index`."""
+    recorded = recorded_corpus(index_dir)
+    if paths is None:
+        if recorded is None:
+            return [settings.corpus_dir]
+        for path in recorded:
+            if not path.exists():
+                raise CorpusError(
+                    f"The index in {index_dir} was built from {path}, which is not there now. Name the corpus "
+                    f"to index: {index_command(index_dir, corpus=['PATH'])}."
+                )
+        return recorded
+    if recorded is not None and _key(recorded) != _key(paths):
+        on_replace(
+            f"the index in {index_dir} was built from {' '.join(map(str, recorded))}; it is replaced by an "
+            f"index of {' '.join(map(str, paths))}"
+        )
+    return list(paths)
+
+
+def _key(paths: Sequence[Path]) -> list[str]:
+    return sorted(str(Path(p).absolute().resolve()) for p in paths)
 
 
 def _build(
@@ -278,6 +287,7 @@ def _build(
     manifest = Manifest(
         rag_version=__version__,
         corpus=[str(p) for p in paths],
+        corpus_resolved=[str(Path(p).absolute().resolve()) for p in paths],
         embedding=emb_info,
         chunking=ChunkingInfo(max_chars=settings.chunk_max_chars, overlap_sentences=settings.chunk_overlap_sentences),
         faiss=faiss_info,
@@ -319,22 +329,6 @@ def _document_info(doc: Document, chunks: Sequence[Chunk]) -> DocumentInfo:
     )
 
 
-def _document(row: dict[str, Any], info: DocumentInfo | None) -> Document:
-    """A document of ``documents.jsonl`` with what the manifest says of how it was read."""
-    if info is None:
-        return Document(row["doc_id"], row["text"], row["sha256"])
-    return Document(
-        row["doc_id"],
-        row["text"],
-        row["sha256"],
-        file_sha256=info.file_sha256,
-        extractor=info.extractor,
-        encoding=info.encoding,
-        title=info.title,
-        pages=tuple(info.pages or ()),
-    )
-
-
 def _fill_from_previous(
     prev: IndexData,
     doc_id: str,
@@ -371,7 +365,7 @@ def _write_atomically(
     sentence_vectors: np.ndarray,
     faiss_index: Any,
 ) -> None:
-    """Write every index file into a fresh folder and swap it in whole (see :func:`rag.index_dir.replace_dir`)."""
+    """Write every index file into a new generation and publish it (see :func:`rag.generations.write_generation`)."""
     import faiss
 
     def fill(tmp: Path) -> None:
@@ -401,174 +395,76 @@ def _write_atomically(
         manifest.files = {name: sha256_file(tmp / name) for name in (*ARTEFACTS, *optional)}
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
 
-    replace_dir(index_dir, fill, keep=KEEP_FILES)
+    write_generation(index_dir, fill, legacy_files=LEGACY_FILES, before_publish=before_publish_hook)
 
 
-def bm25_for(index: IndexData) -> BM25Retriever:
-    """The index's saved BM25 (checked on load like every file), or one built from its chunks when the index
-    has none (written by an older version) or this bm25s cannot read it."""
-    if all(name in index.manifest.files for name in BM25_FILES.values()):
-        try:
-            return BM25Retriever.load(index.path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.info("rebuilding BM25 in memory: the saved one cannot be read (%s)", exc)
-    return BM25Retriever([c.text for c in index.chunks])
+def before_publish_hook() -> None:
+    """Runs between a new generation being complete and its publication (a test hook: tests hold a writer
+    in that gap, or kill it there)."""
 
 
-def dense_retriever(index: IndexData, settings: Settings) -> DenseRetriever:
-    """The dense retriever over the index's FAISS index (re-scoring ivfpq candidates with the exact vectors)."""
-    rerank = rerank_factor(index.manifest.faiss, settings)
-    return DenseRetriever(index.faiss_index, index.chunk_vectors if rerank > 1 else None, rerank)
+# --------------------------------------------------------------------------------------------- readers
+def first_use_allowed(index_dir: Path, settings: Settings) -> bool:
+    """May a reader build this index? Only the default index (``index/``), from the configured corpus."""
+    return Path(index_dir) == DEFAULT_INDEX_DIR
 
 
-# --------------------------------------------------------------------------------------------- load
-def read_manifest(index_dir: Path) -> Manifest:
-    path = index_dir / MANIFEST
-    try:
-        present = path.exists()
-    except OSError as exc:  # a parent folder that may not be searched (Python < 3.12 raises here)
-        raise IndexCorrupt(
-            f"The index in {index_dir} cannot be read ({exc.strerror or exc}). Check its permissions."
-        ) from None
-    if not present:
-        raise IndexMissing(
-            f"No index in {index_dir}. Build one with {index_command(index_dir)} "
-            f"(or {index_command(index_dir, corpus=['PATH'])} for another corpus)."
-        )
-    try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValidationError, UnicodeDecodeError, OSError) as exc:
-        raise IndexCorrupt(
-            f"The index manifest {path} is damaged ({exc.__class__.__name__}). Rebuild it with "
-            f"{index_command(index_dir, rebuild=True)} (add the corpus PATH if it was not the default)."
-        ) from None
+def open_index(
+    settings: Settings,
+    index_dir: Path,
+    embedder: Embedder | Callable[[], Embedder],
+    *,
+    progress: bool = False,
+    on_message: Callable[[str], None] | None = None,
+) -> IndexData:
+    """A reader's index: the one in ``index_dir`` as it is now (a reader never replaces an index).
 
-
-def _faiss_mismatch(manifest: Manifest, settings: Settings) -> tuple[str, str] | None:
-    """(what differs, how to restore it) when ``vectors.faiss`` was shaped by other settings; else None.
-
-    Only build-time parameters count (kind, hnsw_m, the trained IVF list count); ``ivf_nprobe`` is a
-    search-time knob applied at load.
+    When there is none, a writer building it is waited for. Only the default index (``index/``) that has
+    never existed is built, from ``settings.corpus_dir``, under the writer lock after checking again there
+    (where a previous index that a killed writer left aside is restored instead). Any other missing index
+    is :class:`IndexMissing`, naming the `rag index` command that builds it.
     """
-    f = manifest.faiss
-    if f.kind != settings.faiss_index:
-        return (
-            f"faiss_index={f.kind!r} but the settings say faiss_index={settings.faiss_index!r}",
-            f"RAG_FAISS_INDEX={f.kind}",
-        )
-    if f.kind == "hnsw" and f.hnsw_m != settings.hnsw_m:
-        return f"hnsw_m={f.hnsw_m} but the settings say hnsw_m={settings.hnsw_m}", f"RAG_HNSW_M={f.hnsw_m}"
-    if f.kind == "ivfpq" and f.pq_m != settings.pq_m:
-        return f"pq_m={f.pq_m} but the settings say pq_m={settings.pq_m}", f"RAG_PQ_M={f.pq_m}"
-    if f.kind in ("ivf", "ivfpq"):
-        chunks = manifest.counts.get("chunks", 0)
-        expected = ivf_nlist_for(min(chunks, settings.faiss_train_sample), settings.ivf_nlist)
-        if f.ivf_nlist != expected:
-            restore = f"RAG_IVF_NLIST={f.ivf_nlist_requested or f.ivf_nlist}"
-            return (
-                f"ivf_nlist={f.ivf_nlist} but the settings give ivf_nlist={expected} for its {chunks} chunks "
-                f"(RAG_IVF_NLIST={settings.ivf_nlist}, capped at one IVF list per {IVF_MIN_POINTS_PER_LIST} chunks)",
-                restore,
-            )
-    return None
-
-
-def check_compatible(manifest: Manifest, settings: Settings, index_dir: Path) -> None:
-    """Raise :class:`IndexMismatch` when the index was built with other settings than ``settings``."""
-    corpus = _corpus_args(manifest, settings)
-    rebuild = index_command(index_dir, rebuild=True, corpus=corpus)
-    if manifest.format_version != FORMAT_VERSION:
-        raise IndexMismatch(
-            f"The index in {index_dir} has format {manifest.format_version}, this version reads {FORMAT_VERSION}. "
-            f"Rebuild it with {rebuild}."
-        )
-    if manifest.embedding.model != settings.embedding_model:
-        raise IndexMismatch(
-            f"The index in {index_dir} was built with model {manifest.embedding.model!r} but the settings say "
-            f"{settings.embedding_model!r}. Run {rebuild} to re-embed, or set RAG_EMBEDDING_MODEL back."
-        )
-    c = manifest.chunking
-    if (c.max_chars, c.overlap_sentences) != (settings.chunk_max_chars, settings.chunk_overlap_sentences):
-        raise IndexMismatch(
-            f"The index in {index_dir} was chunked with max_chars={c.max_chars}, overlap={c.overlap_sentences}; "
-            f"the settings say {settings.chunk_max_chars}, {settings.chunk_overlap_sentences}. Run "
-            f"{index_command(index_dir, corpus=corpus)} to re-chunk, or restore those settings "
-            "(RAG_CHUNK_MAX_CHARS, RAG_CHUNK_OVERLAP_SENTENCES)."
-        )
-    mismatch = _faiss_mismatch(manifest, settings)
-    if mismatch is not None:
-        what, restore = mismatch
-        raise IndexMismatch(
-            f"The index in {index_dir} was built with {what}. Run {rebuild} to rebuild it with the current "
-            f"settings, or set {restore} back."
-        )
-
-
-def load_index(index_dir: Path, settings: Settings, *, check_settings: bool = True) -> IndexData:
-    """Load and verify an index directory; every problem becomes a one-line :class:`RagError`."""
-
-    manifest = read_manifest(index_dir)
-    if check_settings:
-        check_compatible(manifest, settings, index_dir)
-    rebuild = index_command(index_dir, rebuild=True, corpus=_corpus_args(manifest, settings))
-    hint = f"Rebuild it with {rebuild}."
-    # the required files, and the optional ones this index has (BM25, absent from indexes written before it)
-    for name in dict.fromkeys([*ARTEFACTS, *manifest.files]):
-        path = index_dir / name
-        if not path.is_file():
-            raise IndexCorrupt(f"The index in {index_dir} is incomplete: {name} is missing. {hint}")
-        try:
-            digest = sha256_file(path)
-        except OSError as exc:
-            raise IndexCorrupt(
-                f"The index file {path} cannot be read ({exc.strerror or exc}). Check its permissions, or rebuild it with {rebuild}."
-            ) from None
-        if digest != manifest.files.get(name):
-            raise IndexCorrupt(f"The index file {path} is damaged (checksum mismatch). {hint}")
+    say = on_message or (lambda msg: log.info("%s", msg))
     try:
-        documents = {
-            r["doc_id"]: _document(r, manifest.documents.get(r["doc_id"]))
-            for r in _read_jsonl(index_dir / "documents.jsonl")
-        }
-        chunks = [
-            Chunk(
-                r["row"],
-                r["doc_id"],
-                r["start"],
-                r["end"],
-                r["text"],
-                tuple(Span(s, e) for s, e in r["sentences"]),
+        return load_index(index_dir, settings)
+    except IndexMissing:
+        pass
+    wait_for_writer(index_dir, say)  # a first build in progress: its index, once published
+    try:
+        return load_index(index_dir, settings)
+    except IndexMissing as exc:
+        missing = exc
+    if not first_use_allowed(index_dir, settings):
+        if restorable(index_dir):
+            raise IndexMissing(
+                f"{missing} A previous index that an interrupted `rag index` left aside is beside it: "
+                f"{index_command(index_dir)} restores it first."
+            ) from None
+        raise missing
+    if not Path(settings.corpus_dir).is_dir() and not restorable(index_dir):
+        raise IndexMissing(
+            f"{missing} (There is no {settings.corpus_dir}/ here to build the sample index from.)"
+        ) from None
+    with writer_lock(index_dir, on_wait=say):  # restores what a killed writer left aside, first
+        if resolve(index_dir) is None:
+            say(f"no index in {index_dir} yet: building it from {settings.corpus_dir}/ ...")
+            _build(
+                [settings.corpus_dir], settings, index_dir, embedder, progress=progress, rebuild=False, read=read_files
             )
-            for r in _read_jsonl(index_dir / "chunks.jsonl")
-        ]
-        sentences = [SentenceRef(r["doc_id"], r["start"], r["end"]) for r in _read_jsonl(index_dir / "sentences.jsonl")]
-        # memory-mapped: replicas on one host share the pages, and a large index costs only what is touched
-        chunk_vectors = np.load(index_dir / "chunk_vectors.npy", allow_pickle=False, mmap_mode="r")
-        sentence_vectors = np.load(index_dir / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
-        faiss_index = read_faiss(index_dir / "vectors.faiss")
-        lexicon = (
-            lexicon_from_json(json.loads((index_dir / LEXICON).read_text(encoding="utf-8")))
-            if LEXICON in manifest.files
-            else None
-        )
-    except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
-        raise IndexCorrupt(f"The index in {index_dir} cannot be read ({exc.__class__.__name__}). {hint}") from None
-    if (
-        faiss_index.ntotal != len(chunks)
-        or len(chunk_vectors) != len(chunks)
-        or len(sentence_vectors) != len(sentences)
-    ):
-        raise IndexCorrupt(f"The index in {index_dir} is inconsistent (row counts differ). {hint}")
-    configure(faiss_index, manifest.faiss, settings)
-    return IndexData(
-        path=index_dir,
-        manifest=manifest,
-        documents=documents,
-        chunks=chunks,
-        chunk_vectors=chunk_vectors,
-        sentences=sentences,
-        sentence_vectors=sentence_vectors,
-        sentence_row={(s.doc_id, s.start, s.end): i for i, s in enumerate(sentences)},
-        faiss_index=faiss_index,
-        lexicon=lexicon,
-    )
+    return load_index(index_dir, settings)
+
+
+def recorded_corpus(index_dir: Path) -> list[Path] | None:
+    """The corpus paths the index in ``index_dir`` was built from (what `rag index` with no PATH re-indexes),
+    or None when there is no index there. A path recorded relative (by an older version, or as typed) that
+    leads elsewhere from this folder than where it led then is given absolute."""
+    try:
+        manifest = read_manifest(index_dir)
+    except (IndexMissing, IndexCorrupt):  # none, or a damaged manifest: the corpus it records is unknown
+        return None
+    if manifest.corpus_resolved is None or len(manifest.corpus_resolved) != len(manifest.corpus):
+        return [Path(p) for p in manifest.corpus]
+    return [
+        Path(given) if Path(given).absolute().resolve() == Path(resolved) else Path(resolved)
+        for given, resolved in zip(manifest.corpus, manifest.corpus_resolved)
+    ]

@@ -68,6 +68,7 @@ class Citation:
     quote_start: int
     quote_end: int
     page: int | None = None  # 1-based page holding ``start``, for paged documents (PDF)
+    doc_sha256: str | None = None  # the cited document's sha256 as indexed (GET /documents/{doc_id} has it too)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Result:
     answers: tuple[Answer, ...]
     # no answers: the best passages read (the closest evidence), best first; None: not worked out
     closest: tuple[Passage, ...] | None = None
+    index_built_at: str | None = None  # the answering index's build time (as GET /health gives it)
 
     def to_dict(self) -> dict[str, Any]:
         """The public answer contract (see README, "Answer JSON"); ``closest`` only when there is no answer."""
@@ -112,6 +114,8 @@ class Result:
             out["closest"] = [
                 {"doc_id": p.doc_id, "start": p.start, "end": p.end, "text": p.text} for p in self.closest
             ]
+        if self.index_built_at is not None:
+            out["index_built_at"] = self.index_built_at
         return out
 
 
@@ -126,4 +130,6 @@ def _citation_dict(c: Citation) -> dict[str, Any]:
     }
     if c.page is not None:  # only citations of paged documents carry a page
         out["page"] = c.page
+    if c.doc_sha256 is not None:
+        out["doc_sha256"] = c.doc_sha256
     return out

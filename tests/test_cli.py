@@ -7,6 +7,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rag.cli import app
+from rag.generations import files_of
+from rag.store import read_manifest
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 runner = CliRunner()
@@ -43,11 +45,25 @@ def test_ask_human_output(seed_index_dir):
 
 
 @pytest.mark.slow
-def test_ask_builds_missing_index(tmp_path, embedder):
-    idx = tmp_path / "fresh"
-    r = invoke("ask", "When will the ministers meet?", "--index-dir", str(idx))
+def test_ask_builds_the_default_index_the_first_time(tmp_path, embedder, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a fresh checkout: no index/ yet (RAG_CORPUS_DIR names the seeds)
+    r = invoke("ask", "When will the ministers meet?")
     assert r.exit_code == 0, r.output
-    assert (idx / "manifest.json").exists()
+    assert "no index in index yet: building it from" in r.stderr
+    assert len(read_manifest(Path("index")).documents) == 5
+    again = invoke("ask", "When will the ministers meet?")
+    assert again.exit_code == 0 and "building" not in again.stderr  # built once
+
+
+def test_ask_with_a_mistyped_index_dir_is_one_error_line_and_builds_nothing(tmp_path):
+    typo = tmp_path / "idnex"
+    r = invoke("ask", "When will the ministers meet?", "--index-dir", str(typo))
+    assert r.exit_code == 1
+    assert r.output == (
+        f"error: No index in {typo}. Build one with `rag index --index-dir {typo}` "
+        f"(or `rag index PATH --index-dir {typo}` for another corpus).\n"
+    )
+    assert not typo.exists() and not (tmp_path / ".idnex.lock").exists()
 
 
 @pytest.mark.parametrize("question,needle", [("", "empty"), ("   ", "empty"), ("x" * 1001, "limit is 1000")])
@@ -75,7 +91,7 @@ def test_damaged_index_one_line_error(seed_index_dir, tmp_path):
 
     idx = tmp_path / "broken"
     shutil.copytree(seed_index_dir, idx)
-    (idx / "sentence_vectors.npy").write_bytes(b"junk")
+    (files_of(idx) / "sentence_vectors.npy").write_bytes(b"junk")
     r = invoke("ask", "Who opposed the price floor?", "--index-dir", str(idx))
     assert r.exit_code == 1 and "rag index" in r.output and "Traceback" not in r.output
 

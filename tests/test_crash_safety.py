@@ -47,7 +47,7 @@ def fingerprint(idx: Path, embedder) -> tuple:  # noqa: ANN001 - the session's e
     s = Settings(_env_file=None, index_dir=idx, reader="heuristic")
     pipeline = Pipeline.from_index(load_index(idx, s), s, embedder)
     docs = tuple(sorted((d.doc_id, d.sha256) for d in pipeline.index.documents.values()))
-    return docs, tuple(repr(pipeline.ask(q).to_dict()) for q in QUESTIONS)
+    return docs, tuple(repr(pipeline.ask(q).to_dict()["answers"]) for q in QUESTIONS)  # not the build time
 
 
 def leftovers(parent: Path) -> list[str]:
@@ -93,6 +93,9 @@ def test_index_killed_at_random_moments_is_always_the_old_or_the_new_one(tmp_pat
         assert len(leftovers(work)) <= 2, f"trial {trial}: temporary folders accumulate: {leftovers(work)}"
     subprocess.run(index_cmd(corpora[state], idx), cwd=ROOT, env=env, check=True, capture_output=True)
     assert leftovers(work) == []  # the next complete run removed what the kills left
+    from rag.generations import files_of, generation_names
+
+    assert generation_names(idx) == [files_of(idx).name]  # also the generations the killed builds wrote
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from rag.cli import app
 from rag.config import Settings
 from rag.corpus import scan_corpus
+from rag.generations import files_of
 from tests.docfiles import NEWS_HTML, encrypt_pdf, make_docx, make_pdf
 from tests.servers import ROOT, free_port, running_server, serve_command
 
@@ -115,7 +116,7 @@ def test_a_mixed_folder_indexes_in_one_command_with_a_summary(mixed_index):
     folder, idx, output = mixed_index
     assert "indexed 5 documents" in output
     assert "files: 5 indexed, 4 skipped, 2 failed, 1 of other formats ignored (the warnings above say why)" in output
-    docs = json.loads((idx / "manifest.json").read_text(encoding="utf-8"))["documents"]
+    docs = json.loads((files_of(idx) / "manifest.json").read_text(encoding="utf-8"))["documents"]
     assert docs["review.pdf"]["extractor"].startswith("pdf/1 pypdfium2 ")
     assert docs["review.pdf"]["pages"][0] == 0 and len(docs["review.pdf"]["pages"]) == 2
     assert docs["legacy.txt"]["encoding"] == "cp1252" and docs["notes.md"]["encoding"] is None

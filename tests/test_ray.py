@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from rag.cli import app
+from rag.generations import files_of
 from rag.scale.runtime import RayUnavailable, host_port, start_ray
 from tests.docfiles import make_pdf
 from tests.servers import ROOT, free_port, running_server
@@ -43,6 +44,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def _same_index(a: Path, b: Path) -> None:
     """Same documents, chunks and sentences, vectors within 1e-5 cosine, same manifest but for time and hashes."""
+    a, b = files_of(a), files_of(b)
     for name in ("chunks.jsonl", "sentences.jsonl", "documents.jsonl", "lexicon.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     for name in ("chunk_vectors.npy", "sentence_vectors.npy"):
@@ -119,6 +121,8 @@ def test_ray_index_equals_the_single_process_index(local_ray, seed_index_dir, se
     _same_index(out, seed_index_dir)
     s = settings_factory(reader="heuristic")
     answers = [Pipeline.from_index(load_index(d, s), s).ask(PRICE_FLOOR).to_dict() for d in (out, seed_index_dir)]
+    for a in answers:
+        a.pop("index_built_at")  # two indexes, built apart
     assert answers[0] == answers[1] and answers[0]["answers"][0]["text"] == "Washington"
 
 
@@ -136,13 +140,13 @@ def test_ray_reindex_reads_on_ray_and_embeds_only_what_changed(local_ray, settin
     single = build_index([corpus], settings_factory(), one_dir, embedder)
     assert first.failed == single.failed and [d for d, _ in first.failed] == ["broken.pdf"]
     _same_index(ray_dir, one_dir)
-    assert json.loads((ray_dir / "manifest.json").read_text())["documents"]["report.pdf"]["pages"] == [0, 41]
+    assert json.loads((files_of(ray_dir) / "manifest.json").read_text())["documents"]["report.pdf"]["pages"] == [0, 41]
 
     (corpus / "report.pdf").write_bytes(make_pdf([["Gallium is refined in Perth by Gamma Inc."]]))
     again = build_index_ray([corpus], settings_factory(), ray_dir, address="local", workers=1)
     assert again.changed == ("report.pdf",) and len(again.unchanged) == 5
     assert 0 < again.embedded <= 3  # the changed PDF's chunk and sentence(s), nothing else
-    docs = {r["doc_id"]: r["text"] for r in _read_jsonl(ray_dir / "documents.jsonl")}
+    docs = {r["doc_id"]: r["text"] for r in _read_jsonl(files_of(ray_dir) / "documents.jsonl")}
     assert "Gamma Inc" in docs["report.pdf"]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rag.generations import files_of, publish
 from tests.servers import ROOT, free_port, running_server
 
 
@@ -60,12 +61,11 @@ def test_a_new_index_is_swapped_in_and_a_broken_one_is_not(tmp_path: Path, setti
         assert answer.json()["answers"][0]["citations"][0]["doc_id"] == "b.txt"
         assert wait_for(lambda: "swapped in the new index" in log_path.read_text(), timeout=10)
 
-        broken = tmp_path / "broken"  # a complete copy with one damaged file, swapped in by renames
-        shutil.copytree(idx, broken)
+        broken = idx / "gen-000099-broken"  # a complete copy with one damaged file, published by the pointer
+        shutil.copytree(files_of(idx), broken)
         chunks = broken / "chunks.jsonl"
         chunks.write_text(chunks.read_text(encoding="utf-8").replace("lithium", "LITHIUM"), encoding="utf-8")
-        os.replace(idx, tmp_path / "previous")
-        os.replace(broken, idx)
+        publish(idx, broken.name)
         assert wait_for(lambda: "cannot be loaded" in log_path.read_text(), timeout=30), log_path.read_text()
         assert "the previous index keeps serving" in log_path.read_text()
         assert httpx.get(f"{base}/health", timeout=10).json() == health  # still the good one

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import rag.index_dir
+import rag.generations
 import rag.store
 from rag.errors import CorpusError, IndexCorrupt, IndexMismatch, IndexMissing, IndexWriteError, RagError
+from rag.generations import files_of, generation_names
 from rag.store import build_index, load_index
 
 WRITE_FIX = "Choose another --index-dir or RAG_INDEX_DIR, check permissions and free space."
@@ -40,7 +41,7 @@ def test_build_and_reload(corpus, tmp_path, settings_factory, embedder):
     for c in data.chunks:
         assert data.documents[c.doc_id].text[c.start : c.end] == c.text
     assert data.faiss_index.ntotal == len(data.chunks)
-    manifest = json.loads((idx / "manifest.json").read_text())
+    manifest = json.loads((files_of(idx) / "manifest.json").read_text())
     assert manifest["embedding"]["dim"] == 384
     assert set(manifest["documents"]) == {"a.txt", "sub/b.md"}
 
@@ -73,7 +74,7 @@ def test_interrupted_build_leaves_previous_index(corpus, tmp_path, settings_fact
     idx = tmp_path / "idx"
     s = settings_factory(index_dir=idx)
     build_index([corpus], s, idx, embedder)
-    before = (idx / "manifest.json").read_text()
+    before = (files_of(idx) / "manifest.json").read_text()
     (corpus / "a.txt").write_text("Completely new text about cobalt.", encoding="utf-8")
 
     class Boom:
@@ -84,9 +85,10 @@ def test_interrupted_build_leaves_previous_index(corpus, tmp_path, settings_fact
 
     with pytest.raises(KeyboardInterrupt):
         build_index([corpus], s, idx, Boom())
-    assert (idx / "manifest.json").read_text() == before
+    assert (files_of(idx) / "manifest.json").read_text() == before
     load_index(idx, s)  # still loads
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert generation_names(idx) == [files_of(idx).name]  # the unfinished generation is gone
 
 
 def test_readme_in_index_dir_is_kept(corpus, tmp_path, settings_factory, embedder):
@@ -110,15 +112,16 @@ def test_damaged_and_missing_files(seed_index_dir, tmp_path, settings_factory):
     idx = tmp_path / "copy"
     shutil.copytree(seed_index_dir, idx)
     s = settings_factory(index_dir=idx)
-    with (idx / "vectors.faiss").open("r+b") as f:
+    gen = files_of(idx)
+    with (gen / "vectors.faiss").open("r+b") as f:
         f.seek(100)
         f.write(b"\x00garbage")
     with pytest.raises(IndexCorrupt, match="rag index"):
         load_index(idx, s)
-    (idx / "chunks.jsonl").unlink()
+    (gen / "chunks.jsonl").unlink()
     with pytest.raises(IndexCorrupt, match="missing"):
         load_index(idx, s)
-    (idx / "manifest.json").write_text("{not json")
+    (gen / "manifest.json").write_text("{not json")
     with pytest.raises(IndexCorrupt, match="rag index"):
         load_index(idx, s)
 
@@ -137,7 +140,7 @@ def test_bm25_is_saved_with_the_index_and_checked_like_every_file(seed_index_dir
 
     idx = tmp_path / "copy"
     shutil.copytree(seed_index_dir, idx)
-    with (idx / "bm25_data.npy").open("r+b") as f:
+    with (files_of(idx) / "bm25_data.npy").open("r+b") as f:
         f.seek(200)
         f.write(b"\x00garbage")
     with pytest.raises(IndexCorrupt, match="bm25_data.npy is damaged"):
@@ -153,11 +156,12 @@ def test_an_index_without_bm25_and_lexicon_files_still_loads(seed_index_dir, tmp
 
     idx = tmp_path / "old"
     shutil.copytree(seed_index_dir, idx)
-    manifest = json.loads((idx / "manifest.json").read_text())
+    gen = files_of(idx)
+    manifest = json.loads((gen / "manifest.json").read_text())
     for name in (*BM25_FILES.values(), LEXICON):
-        (idx / name).unlink()
+        (gen / name).unlink()
         del manifest["files"][name]
-    (idx / "manifest.json").write_text(json.dumps(manifest))
+    (gen / "manifest.json").write_text(json.dumps(manifest))
     old_data = load_index(idx, settings_factory(index_dir=idx))
     new_data = load_index(seed_index_dir, settings_factory(index_dir=seed_index_dir))
     q = Query.make("Australia strategic reserve")
@@ -198,7 +202,7 @@ def test_rebuild_commands_name_a_non_default_index_dir(seed_index_dir, tmp_path,
         load_index(Path("index"), settings_factory())
     assert str(exc.value) == "No index in index. Build one with `rag index` (or `rag index PATH` for another corpus)."
     shutil.copytree(seed_index_dir, "index")
-    (Path("index") / "chunks.jsonl").unlink()
+    (files_of(Path("index")) / "chunks.jsonl").unlink()
     with pytest.raises(IndexCorrupt) as exc:
         load_index(Path("index"), settings_factory())
     assert str(exc.value) == (
@@ -212,11 +216,11 @@ def test_rebuild_commands_name_a_non_default_corpus(corpus, tmp_path, settings_f
     with pytest.raises(IndexMismatch) as exc:
         load_index(idx, settings_factory(embedding_model="some/other-model"))
     assert f"Run `rag index {corpus} --rebuild --index-dir {idx}` to re-embed" in str(exc.value)
-    (idx / "documents.jsonl").write_text("", encoding="utf-8")
+    (files_of(idx) / "documents.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(IndexCorrupt) as exc:
         load_index(idx, settings_factory())
     assert str(exc.value) == (
-        f"The index file {idx / 'documents.jsonl'} is damaged (checksum mismatch). "
+        f"The index file {files_of(idx) / 'documents.jsonl'} is damaged (checksum mismatch). "
         f"Rebuild it with `rag index {corpus} --rebuild --index-dir {idx}`."
     )
 
@@ -248,15 +252,18 @@ def test_index_dir_that_is_a_file_is_an_error(corpus, tmp_path, settings_factory
         build_index([corpus], settings_factory(index_dir=idx), idx, _never_embed)
 
 
-def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
+def _leftovers(idx: Path) -> list[str]:
+    """What a build left beside or in the index folder besides the lock and the current generation."""
+    beside = [p.name for p in idx.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    inside = [p.name for p in idx.iterdir() if p.name not in ("CURRENT", files_of(idx).name)]
+    return sorted(beside + inside)
 
 
 def test_disk_full_while_writing_keeps_the_previous_index(corpus, tmp_path, settings_factory, embedder, monkeypatch):
     idx = tmp_path / "idx"
     s = settings_factory(index_dir=idx)
     build_index([corpus], s, idx, embedder)
-    before = (idx / "manifest.json").read_text(encoding="utf-8")
+    before = (files_of(idx) / "manifest.json").read_text(encoding="utf-8")
 
     def disk_full(path, rows):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -265,64 +272,56 @@ def test_disk_full_while_writing_keeps_the_previous_index(corpus, tmp_path, sett
     with pytest.raises(IndexWriteError) as exc:
         build_index([corpus], s, idx, _never_embed)  # nothing changed: only the write is attempted
     message = str(exc.value)
-    assert message.startswith(f"Cannot write the index {idx}: writing the new index files in {tmp_path}/.idx.tmp-")
+    assert message.startswith(f"Cannot write the index {idx}: writing the new index files in {idx}/gen-000002-")
     assert message.endswith(f" failed (No space left on device). The previous index, if any, is unchanged. {WRITE_FIX}")
-    assert (idx / "manifest.json").read_text(encoding="utf-8") == before
+    assert (files_of(idx) / "manifest.json").read_text(encoding="utf-8") == before
     assert set(load_index(idx, s).documents) == {"a.txt", "sub/b.md"}
-    assert _leftovers(tmp_path) == []
+    assert _leftovers(idx) == []
 
 
-def test_failed_rename_restores_the_previous_index(corpus, tmp_path, settings_factory, embedder, monkeypatch):
+def test_failed_publication_keeps_the_previous_index(corpus, tmp_path, settings_factory, embedder, monkeypatch):
     idx = tmp_path / "idx"
     s = settings_factory(index_dir=idx)
     build_index([corpus], s, idx, embedder)
-    before = (idx / "manifest.json").read_text(encoding="utf-8")
+    before = (files_of(idx) / "manifest.json").read_text(encoding="utf-8")
     (corpus / "a.txt").write_text("Alpha Corp now makes batteries in Texas.", encoding="utf-8")
     real_replace = os.replace
     calls = []
 
     def replace(src, dst):
         calls.append((Path(src).name.split("-")[0], Path(dst).name))
-        if ".tmp-" in Path(src).name:  # the new index moving in: after the old one was moved aside
+        if Path(dst).name == "CURRENT":  # the pointer's rename: the one step that publishes the new index
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(rag.index_dir.os, "replace", replace)
+    monkeypatch.setattr(rag.generations.os, "replace", replace)
     with pytest.raises(IndexWriteError) as exc:
         build_index([corpus], s, idx, embedder)
-    assert calls == [("idx", "index"), (".idx.tmp", "idx"), ("index", "idx")]  # aside, in (fails), back
+    assert calls == [(".CURRENT.tmp", "CURRENT")]  # the index folder itself is never renamed
     message = str(exc.value)
-    assert message.startswith(f"Cannot write the index {idx}: renaming {tmp_path}/.idx.tmp-")
+    assert message.startswith(f"Cannot write the index {idx}: publishing gen-000002-")
     assert message.endswith(
-        f" to {idx} failed (Permission denied: {idx}). The previous index, if any, is unchanged. {WRITE_FIX}"
+        f" as {idx / 'CURRENT'} failed (Permission denied: {idx / 'CURRENT'}). The previous index, if any, is "
+        f"unchanged. {WRITE_FIX}"
     )
-    assert (idx / "manifest.json").read_text(encoding="utf-8") == before
+    assert (files_of(idx) / "manifest.json").read_text(encoding="utf-8") == before
     assert "magnets" in load_index(idx, s).documents["a.txt"].text
-    assert _leftovers(tmp_path) == []
+    assert _leftovers(idx) == []  # neither the unpublished generation nor the pointer's temporary file is left
 
 
-def test_failed_restore_says_where_the_previous_index_is(corpus, tmp_path, settings_factory, embedder, monkeypatch):
+def test_a_generation_being_read_is_kept_until_a_later_build(corpus, tmp_path, settings_factory, embedder):
+    from rag.generations import reading, resolve
+
     idx = tmp_path / "idx"
     s = settings_factory(index_dir=idx)
     build_index([corpus], s, idx, embedder)
-    real_replace = os.replace
-
-    def replace(src, dst):
-        if Path(dst) == idx:  # both the new index moving in and the old one moving back fail
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(rag.index_dir.os, "replace", replace)
-    with pytest.raises(IndexWriteError) as exc:
+    first = resolve(idx)
+    with reading(first):  # a reader in the middle of opening its files
         build_index([corpus], s, idx, _never_embed)
-    (old_home,) = [p for p in tmp_path.iterdir() if p.name.startswith(".idx.old-")]
-    assert f"failed (Input/output error). The previous index is in {old_home / 'index'}: move it back to {idx}. " in (
-        str(exc.value)
-    )
-    assert _leftovers(tmp_path) == [old_home.name]  # the new index's temporary folder is gone
-    monkeypatch.undo()
-    os.replace(old_home / "index", idx)  # following the message restores it
-    assert set(load_index(idx, s).documents) == {"a.txt", "sub/b.md"}
+        assert generation_names(idx) == [first.name, files_of(idx).name]  # not removed under the reader
+        assert (first.path / "chunks.jsonl").is_file()
+    build_index([corpus], s, idx, _never_embed)
+    assert len(generation_names(idx)) == 1 and first.name not in generation_names(idx)
 
 
 def test_legacy_encodings_are_decoded_and_binary_files_skipped_with_a_warning(tmp_path, caplog):

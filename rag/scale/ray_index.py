@@ -208,7 +208,7 @@ class RayEmbedder:
 
 # --------------------------------------------------------------------------------------------- build
 def build_index_ray(
-    paths: Sequence[Path],
+    paths: Sequence[Path] | None,
     settings: Settings,
     index_dir: Path,
     *,
@@ -219,6 +219,7 @@ def build_index_ray(
     rebuild: bool = False,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    on_replace: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """:func:`rag.store.build_index` with reading and embedding on Ray (see the module docstring)."""
     from rag.onnx_embed import OnnxEmbedder
@@ -241,5 +242,6 @@ def build_index_ray(
         rebuild=rebuild,
         wait=wait,
         on_wait=on_wait,
+        on_replace=on_replace,
         read=ray_reader(ray, plan),
     )

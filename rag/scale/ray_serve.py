@@ -35,15 +35,15 @@ def absolute_paths(settings: Settings) -> Settings:
 
 
 def ensure_index(settings: Settings) -> None:
-    """Build the index here, once, when there is none (rather than in every replica at once)."""
+    """Build the default index here, once, when it has never existed (rather than in every replica at once);
+    any other missing index is left to the replicas, which answer 503 naming the `rag index` command."""
     from rag.embedding import load_embedder
-    from rag.store import build_index, read_manifest
+    from rag.store import open_index
 
     try:
-        read_manifest(settings.index_dir)
-    except IndexMissing:
-        log.info("no index in %s yet: building it from %s", settings.index_dir, settings.corpus_dir)
-        build_index([settings.corpus_dir], settings, settings.index_dir, lambda: load_embedder(settings))
+        open_index(settings, settings.index_dir, lambda: load_embedder(settings))
+    except IndexMissing as exc:
+        log.error("%s", exc)
 
 
 def deployment(settings: Settings, replicas: int) -> Any:
@@ -74,8 +74,8 @@ def start(settings: Settings, *, host: str, port: int, replicas: int, address: s
     ray = start_ray(address, timeout_s=settings.ray_connect_timeout_s)
     from ray import serve
 
+    ensure_index(settings)  # before the paths are made absolute: only the default index is built on first use
     settings = absolute_paths(settings)
-    ensure_index(settings)
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # Serve configures its driver logger in start()
     serve.run(deployment(settings, replicas), name=APP_NAME, route_prefix="/", blocking=False)
