@@ -704,6 +704,35 @@ def test_html_in_documents_and_questions_is_inert(
 
 
 @pytest.mark.slow
+def test_a_citation_of_another_index_version_is_not_highlighted_and_says_ask_again(
+    seed_server: str, open_tab: Any, screenshots: Path
+) -> None:
+    """Issue 21: a link carries the cited document's sha256; one that the served document no longer has
+    (the index was updated since the answer) highlights nothing and says to ask again."""
+    answer = ask_json(seed_server, QUESTION).json()["answers"][0]
+    c = answer["citations"][0]
+    tab = open_tab(seed_server)
+    tab.goto("/")
+    tab.page.locator("#q").fill(QUESTION)
+    tab.page.locator("#q").press("Enter")
+    wait_for_answers(tab)
+    href = tab.page.locator("#answers > li.answer").nth(0).locator("a.cite").nth(0).get_attribute("href")
+    assert hash_params(href)["sha"] == c["doc_sha256"][:16]
+    tab.page.locator("#answers > li.answer").nth(0).locator("a.cite").nth(0).click()
+    assert_document_view(tab, seed_server, answer, c)  # the same version: highlighted as before
+    meta = tab.page.locator("#doc-meta").text_content() or ""
+    assert "index was updated" not in meta
+    older = f"#doc={quote(c['doc_id'])}&start={c['start']}&end={c['end']}&sha={'0' * 16}"
+    tab.page.evaluate("(h) => { location.hash = h; }", older)
+    tab.page.wait_for_function("() => document.querySelector('#doc-meta').textContent.includes('index was updated')")
+    view = wait_for_document(tab)
+    assert view["marks"] == [] and view["text"] == document_text(seed_server, c["doc_id"])
+    assert "Ask again." in (tab.page.locator("#doc-meta").text_content() or "")
+    tab.shot(screenshots, "document-of-another-index")
+    tab.assert_clean()
+
+
+@pytest.mark.slow
 def test_a_citation_of_a_paged_document_shows_its_page(seed_server: str, open_tab: Any, screenshots: Path) -> None:
     """A citation with `page` (a PDF's) says the page in its link; one without says none."""
     doc_id = "004_237733e5469944db.txt"

@@ -160,11 +160,15 @@
     return `${location.pathname}?${p}`;
   }
 
-  function docHash(docId, start, end, also) {
+  function docHash(docId, start, end, also, sha) {
     const p = new URLSearchParams({ doc: docId, start: String(start), end: String(end) });
     if (also.length) p.set("also", also.map(([s, e]) => `${s}-${e}`).join(","));
+    if (sha) p.set("sha", sha.slice(0, 16)); // the version of the document the answer cites
     return `#${p}`;
   }
+
+  // a document whose sha256 is not the one the citation names: the index was updated since the answer
+  const stale = (doc, sha) => Boolean(sha) && !String(doc.sha256 || "").startsWith(sha);
 
   const integer = (s) => (s !== null && /^\d{1,12}$/.test(s) ? Number(s) : null);
 
@@ -239,9 +243,9 @@
   }
 
   /** "Open DOC_ID[, page N,] at S–E": opens the document with S..E highlighted (and `also`, other places). */
-  function sourceLink(docId, start, end, also, page) {
+  function sourceLink(docId, start, end, also, page, sha) {
     const link = make("a", "cite");
-    link.href = docHash(docId, start, end, also);
+    link.href = docHash(docId, start, end, also, sha);
     link.append("Open ", make("span", "doc-id", docId));
     if (Number.isInteger(page)) link.append(make("span", "page", `, page ${page},`));
     link.append(make("span", "offsets", ` at ${start}–${end}`));
@@ -293,13 +297,13 @@
     const also = answer.citations
       .filter((o) => o !== c && o.doc_id === c.doc_id)
       .map((o) => [o.start, o.end]);
-    li.append(quote, sourceLink(c.doc_id, c.start, c.end, also, c.page));
+    li.append(quote, sourceLink(c.doc_id, c.start, c.end, also, c.page, c.doc_sha256));
     return li;
   }
 
   // ------------------------------------------------------------------------------------ document view
-  async function loadDocument(docId) {
-    if (docCache.has(docId)) return { ok: true, doc: docCache.get(docId) };
+  async function loadDocument(docId, fresh = false) {
+    if (!fresh && docCache.has(docId)) return { ok: true, doc: docCache.get(docId) };
     const response = await fetch(`/documents/${encodeURIComponent(docId)}`, { headers: { accept: "application/json" } });
     const body = await readJson(response);
     if (!response.ok || !body || typeof body.text !== "string") return { ok: false, status: response.ok ? 500 : response.status, body };
@@ -308,7 +312,7 @@
     return { ok: true, doc: body };
   }
 
-  async function showDocument(docId, focusSpan, also) {
+  async function showDocument(docId, focusSpan, also, sha = null) {
     const token = ++docToken;
     ui.results.hidden = true;
     ui.doc.hidden = false;
@@ -321,6 +325,7 @@
     let loaded;
     try {
       loaded = await loadDocument(docId);
+      if (loaded.ok && stale(loaded.doc, sha)) loaded = await loadDocument(docId, true); // not an old copy
     } catch {
       loaded = { ok: false, status: 0, body: null };
     }
@@ -333,10 +338,11 @@
     const doc = loaded.doc;
     const chars = typeof doc.chars === "number" ? doc.chars : Array.from(doc.text).length;
     const valid = (span) => Boolean(span) && span[0] !== null && span[1] !== null && span[0] < span[1] && span[1] <= chars;
-    const focusValid = valid(focusSpan);
-    const spans = also.filter(valid).map(([start, end]) => ({ start, end, focus: false }));
+    const changed = stale(doc, sha); // its offsets point into another version: nothing is highlighted
+    const focusValid = !changed && valid(focusSpan);
+    const spans = changed ? [] : also.filter(valid).map(([start, end]) => ({ start, end, focus: false }));
     if (focusValid) spans.unshift({ start: focusSpan[0], end: focusSpan[1], focus: true });
-    const outside = [...(focusSpan ? [focusSpan] : []), ...also].filter((span) => !valid(span));
+    const outside = changed ? [] : [...(focusSpan ? [focusSpan] : []), ...also].filter((span) => !valid(span));
 
     const t0 = performance.now();
     const built = highlighted(doc.text, spans);
@@ -345,6 +351,7 @@
     ui.docText.dataset.renderMs = String(Math.round(performance.now() - t0));
 
     const parts = [`${chars.toLocaleString("en")} characters.`];
+    if (changed) parts.push("The index was updated since this answer: this document has changed, so the cited text is not highlighted. Ask again.");
     if (focusValid) parts.push(`Cited span: characters ${focusSpan[0]}–${focusSpan[1]}.`);
     if (marks.length > 1) parts.push(`${marks.length} places of this answer are highlighted.`);
     if (outside.length) {
@@ -396,7 +403,8 @@
       if (ui.error.dataset.from === "document") clearError();
       const focusSpan = [integer(hash.get("start")), integer(hash.get("end"))];
       const also = (hash.get("also") || "").split(",").filter(Boolean).map((p) => p.split("-").map(integer));
-      showDocument(docId, focusSpan[0] === null ? null : focusSpan, also);
+      const sha = /^[0-9a-f]{1,64}$/.test(hash.get("sha") || "") ? hash.get("sha") : null;
+      showDocument(docId, focusSpan[0] === null ? null : focusSpan, also, sha);
       return;
     }
     leaveDocument();
