@@ -199,8 +199,9 @@ def write_generation(
         fill(gen_dir)
         if before_publish is not None:
             before_publish()
-        step = f"publishing {gen_dir.name} as {index_dir / POINTER}"
-        publish(index_dir, gen_dir.name)
+        name = gen_dir.name
+        step = f"publishing {name} as {index_dir / POINTER}"
+        publish(index_dir, name)
         gen_dir = None
     except BaseException as exc:
         if gen_dir is not None:
@@ -214,10 +215,8 @@ def write_generation(
                 f"unchanged. {WRITE_FIX}"
             ) from exc
         raise
-    current = resolve(index_dir)
-    assert current is not None and current.name is not None
-    remove_unused(index_dir, current.name, legacy_files)
-    return current
+    remove_unused(index_dir, name, legacy_files)
+    return Generation(index_dir, name, name)
 
 
 def publish(index_dir: Path, name: str) -> None:

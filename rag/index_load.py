@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from rag.config import Settings
 from rag.digests import sha256_file
-from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
+from rag.errors import CorpusError, IndexCorrupt, IndexMismatch, IndexMissing
 from rag.generations import MANIFEST, Generation, GenerationGone, reading, resolve
 from rag.manifest import FORMAT_VERSION, DocumentInfo, Manifest
 from rag.reader.spans import Lexicon, lexicon_from_json
@@ -363,3 +363,47 @@ def _saved_bm25(folder: Path, manifest: Manifest) -> BM25Retriever | None:
 def opened_hook(folder: Path) -> None:
     """Called with a generation's folder once a reader holds it, before its files are read (a test hook:
     tests slow readers down here to widen the window a writer could swap in)."""
+
+
+# --------------------------------------------------------------------------------------------- corpus
+def recorded_corpus(index_dir: Path) -> list[Path] | None:
+    """The corpus paths the index in ``index_dir`` was built from (what `rag index` with no PATH re-indexes),
+    or None when there is no index there. A path recorded relative (by an older version, or as typed) that
+    leads elsewhere from this folder than where it led then is given absolute."""
+    try:
+        manifest = read_manifest(index_dir)
+    except (IndexMissing, IndexCorrupt):  # none, or a damaged manifest: the corpus it records is unknown
+        return None
+    if manifest.corpus_resolved is None or len(manifest.corpus_resolved) != len(manifest.corpus):
+        return [Path(p) for p in manifest.corpus]
+    return [
+        Path(given) if Path(given).absolute().resolve() == Path(resolved) else Path(resolved)
+        for given, resolved in zip(manifest.corpus, manifest.corpus_resolved)
+    ]
+
+
+def corpus_for(
+    index_dir: Path, paths: Sequence[Path] | None, settings: Settings, on_replace: Callable[[str], None]
+) -> list[Path]:
+    """What a build indexes (under the writer lock): see :func:`build_index`."""
+    recorded = recorded_corpus(index_dir)
+    if paths is None:
+        if recorded is None:
+            return [settings.corpus_dir]
+        for path in recorded:
+            if not path.exists():
+                raise CorpusError(
+                    f"The index in {index_dir} was built from {path}, which is not there now. Name the corpus "
+                    f"to index: {index_command(index_dir, corpus=['PATH'])}."
+                )
+        return recorded
+    if recorded is not None and _key(recorded) != _key(paths):
+        on_replace(
+            f"the index in {index_dir} was built from {' '.join(map(str, recorded))}; it is replaced by an "
+            f"index of {' '.join(map(str, paths))}"
+        )
+    return list(paths)
+
+
+def _key(paths: Sequence[Path]) -> list[str]:
+    return sorted(str(Path(p).absolute().resolve()) for p in paths)

@@ -36,7 +36,7 @@ from rag.chunking import chunk_text
 from rag.config import Settings
 from rag.corpus import ReadFiles, check_has_text, read_files, scan_corpus
 from rag.digests import sha256_file
-from rag.errors import CorpusError, IndexCorrupt, IndexMissing, RagError
+from rag.errors import IndexMissing, RagError
 from rag.generations import POINTER, PREFIX, is_generation_name, resolve, write_generation
 from rag.index_dir import check_replaceable, restorable, wait_for_writer, writer_lock
 from rag.index_load import (
@@ -48,10 +48,12 @@ from rag.index_load import (
     SentenceRef,
     bm25_for,
     check_compatible,
+    corpus_for,
     dense_retriever,
     index_command,
     load_index,
     read_manifest,
+    recorded_corpus,
     update_command,
 )
 from rag.manifest import FORMAT_VERSION, ChunkingInfo, DocumentInfo, EmbeddingInfo, Manifest
@@ -82,6 +84,7 @@ __all__ = [
     "load_index",
     "open_index",
     "read_manifest",
+    "recorded_corpus",
     "update_command",
 ]
 
@@ -176,35 +179,8 @@ def build_index(
     """
     check_replaceable(index_dir, markers=(POINTER, MANIFEST), allowed=_ours)
     with writer_lock(index_dir, wait=wait, on_wait=on_wait or (lambda msg: log.warning("%s", msg))):
-        corpus = _corpus_for(index_dir, paths, settings, on_replace or (lambda msg: log.warning("%s", msg)))
+        corpus = corpus_for(index_dir, paths, settings, on_replace or (lambda msg: log.warning("%s", msg)))
         return _build(corpus, settings, index_dir, embedder, progress=progress, rebuild=rebuild, read=read)
-
-
-def _corpus_for(
-    index_dir: Path, paths: Sequence[Path] | None, settings: Settings, on_replace: Callable[[str], None]
-) -> list[Path]:
-    """What a build indexes (under the writer lock): see :func:`build_index`."""
-    recorded = recorded_corpus(index_dir)
-    if paths is None:
-        if recorded is None:
-            return [settings.corpus_dir]
-        for path in recorded:
-            if not path.exists():
-                raise CorpusError(
-                    f"The index in {index_dir} was built from {path}, which is not there now. Name the corpus "
-                    f"to index: {index_command(index_dir, corpus=['PATH'])}."
-                )
-        return recorded
-    if recorded is not None and _key(recorded) != _key(paths):
-        on_replace(
-            f"the index in {index_dir} was built from {' '.join(map(str, recorded))}; it is replaced by an "
-            f"index of {' '.join(map(str, paths))}"
-        )
-    return list(paths)
-
-
-def _key(paths: Sequence[Path]) -> list[str]:
-    return sorted(str(Path(p).absolute().resolve()) for p in paths)
 
 
 def _build(
@@ -452,19 +428,3 @@ def open_index(
                 [settings.corpus_dir], settings, index_dir, embedder, progress=progress, rebuild=False, read=read_files
             )
     return load_index(index_dir, settings)
-
-
-def recorded_corpus(index_dir: Path) -> list[Path] | None:
-    """The corpus paths the index in ``index_dir`` was built from (what `rag index` with no PATH re-indexes),
-    or None when there is no index there. A path recorded relative (by an older version, or as typed) that
-    leads elsewhere from this folder than where it led then is given absolute."""
-    try:
-        manifest = read_manifest(index_dir)
-    except (IndexMissing, IndexCorrupt):  # none, or a damaged manifest: the corpus it records is unknown
-        return None
-    if manifest.corpus_resolved is None or len(manifest.corpus_resolved) != len(manifest.corpus):
-        return [Path(p) for p in manifest.corpus]
-    return [
-        Path(given) if Path(given).absolute().resolve() == Path(resolved) else Path(resolved)
-        for given, resolved in zip(manifest.corpus, manifest.corpus_resolved)
-    ]

@@ -137,6 +137,45 @@ def test_a_reader_during_the_swap_gap_keeps_the_index(tmp_path, settings_factory
     assert set(read_manifest(idx).documents) == {"a.txt", "b.txt", "c.txt"}
 
 
+def test_readers_while_a_new_generation_waits_to_be_published_load_the_current_one(
+    tmp_path, settings_factory, embedder, monkeypatch
+):
+    """The writer held between its two steps (the new generation complete, the pointer not yet renamed):
+    readers load the current index, whole; a reader that began before the rename finishes on it after."""
+    import rag.index_load
+    import rag.store
+
+    corpus, idx = tmp_path / "docs", tmp_path / "index"
+    write_version(corpus, 0)
+    s = settings_factory(index_dir=idx, reader="heuristic")
+    build_index([corpus], s, idx, embedder)
+    write_version(corpus, 1)
+    in_gap, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        in_gap.set()
+        release.wait(30)
+
+    monkeypatch.setattr(rag.store, "before_publish_hook", hold)
+    writer = threading.Thread(target=build_index, args=([corpus], s, idx, embedder))
+    writer.start()
+    assert in_gap.wait(60)
+    assert len(generation_names(idx)) == 2  # the new one is complete, beside the current one
+    assert check_whole(load_index(idx, s)) == 0
+    slow_reader(monkeypatch, 0.05)
+    holding = threading.Event()
+    monkeypatch.setattr(rag.index_load, "opened_hook", lambda folder: holding.set())
+    loaded: list[int] = []
+    reader = threading.Thread(target=lambda: loaded.append(check_whole(load_index(idx, s))))
+    reader.start()
+    assert holding.wait(60)  # the reader holds the current generation and is checking its files
+    release.set()  # the writer publishes now, while the reader is still reading
+    writer.join(60)
+    reader.join(60)
+    assert loaded == [0]  # the one it began with, whole
+    assert check_whole(load_index(idx, s)) == 1
+
+
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_a_writer_killed_at_its_rename_leaves_an_index_a_reader_loads_unchanged(tmp_path, embedder, moment):
     """`rag index` killed just before or just after its first rename; then `rag ask` on the default index."""

@@ -38,12 +38,15 @@ def ensure_index(settings: Settings) -> None:
     """Build the default index here, once, when it has never existed (rather than in every replica at once);
     any other missing index is left to the replicas, which answer 503 naming the `rag index` command."""
     from rag.embedding import load_embedder
-    from rag.store import open_index
+    from rag.store import open_index, read_manifest
 
     try:
-        open_index(settings, settings.index_dir, lambda: load_embedder(settings))
-    except IndexMissing as exc:
-        log.error("%s", exc)
+        read_manifest(settings.index_dir)  # there is one: the replicas load it (not loaded here as well)
+    except IndexMissing:
+        try:
+            open_index(settings, settings.index_dir, lambda: load_embedder(settings))
+        except IndexMissing as exc:
+            log.error("%s", exc)
 
 
 def deployment(settings: Settings, replicas: int) -> Any:
