@@ -44,7 +44,7 @@ def test_interrupted_training_resumes_to_identical_weights_and_exports(tmp_path)
 
     from rag.reader.learned_model import base_model_path, load_reader_model
     from rag.train import recipe
-    from rag.train.loop import load_checkpoint
+    from rag.train.loop import load_checkpoint, load_trained_state
 
     def run(ckdir: Path, **kw):
         return recipe.run(_config(ckdir), None, say=lambda _m: None, **kw)
@@ -77,7 +77,7 @@ def test_interrupted_training_resumes_to_identical_weights_and_exports(tmp_path)
 
     base = Path(base_model_path("sentence-transformers/all-MiniLM-L6-v2"))
     net = ReaderNet.from_base(base, 13)
-    net.load_state_dict(load_checkpoint(tmp_path / "straight" / "best.pt")["model"])
+    load_trained_state(net, load_checkpoint(tmp_path / "straight" / "best.pt")["model"])
     net.eval()
     ids = np.array([[101, 2040, 2003, 102, 3000, 4000, 5000, 102], [101, 2054, 102, 3000, 4000, 102, 0, 0]])
     mask = (np.arange(8)[None, :] < np.array([[8], [6]])).astype(np.int64)

@@ -145,3 +145,26 @@ def best_window_spans(
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top], kind="stable")]
     return [(lo + int(t // m), lo + int(t % m), float(np.exp(scores[t]))) for t in top]
+
+
+def window_shares(start_logits: np.ndarray, end_logits: np.ndarray, encs: Sequence[Encoded]) -> np.ndarray:
+    """Per window, the share of the start and of the end probability mass it holds when the softmax runs
+    over the tokens of all the windows at once (shared normalisation): ``share_start · share_end``.
+
+    A span's probability under the shared softmax is its in-window probability (:func:`best_window_spans`)
+    times its window's share, so spans of different windows compare on one scale; the shares sum to at most
+    1 over the windows.
+    """
+    if not encs:
+        return np.zeros(0)
+    ls = np.array([_logsumexp(start_logits[r, e.first : e.last + 1]) for r, e in enumerate(encs)])
+    le = np.array([_logsumexp(end_logits[r, e.first : e.last + 1]) for r, e in enumerate(encs)])
+    return np.exp(ls - _logsumexp(ls) + le - _logsumexp(le))
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return -np.inf
+    m = float(x.max())
+    return m + float(np.log(np.exp(x - m).sum()))

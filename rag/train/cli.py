@@ -67,6 +67,61 @@ EXAMPLE = (
 @click.option("--val-questions", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True)
 @click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where the training steps run: cuda (bf16 autocast) when a GPU is there with auto; the recipe is "
+    "the same on both.",
+)
+@click.option(
+    "--shared-norm/--window-norm",
+    default=False,
+    show_default=True,
+    help="Span softmax over all of a question's training windows at once (shared normalisation), so span "
+    "scores compare across the windows read; or over each window alone.",
+)
+@click.option(
+    "--init-from",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Start from this shipped reader model directory (its reader.onnx) instead of the bare encoder.",
+)
+@click.option(
+    "--neighbour-rate",
+    type=click.FloatRange(0, 1),
+    default=0.25,
+    show_default=True,
+    help="Share of answerable questions given same-paragraph negative windows.",
+)
+@click.option(
+    "--neighbours-each",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="Same-paragraph negative windows per such question.",
+)
+@click.option(
+    "--retrieved-rate",
+    type=click.FloatRange(0, 1),
+    default=0.25,
+    show_default=True,
+    help="Share of answerable questions given BM25-retrieved negative windows from other paragraphs.",
+)
+@click.option(
+    "--retrieved-each",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="Retrieved negative windows per such question.",
+)
+@click.option(
+    "--title-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of windows given their article's title as a heading line above them.",
+)
+@click.option(
     "--weights",
     type=click.Choice(["int8", "fp16"]),
     default="fp16",
@@ -92,6 +147,14 @@ def train_reader(
     eval_every: int,
     val_questions: int,
     threads: int,
+    device: str,
+    shared_norm: bool,
+    init_from: Path | None,
+    neighbour_rate: float,
+    neighbours_each: int,
+    retrieved_rate: float,
+    retrieved_each: int,
+    title_rate: float,
     weights: Weights,
 ) -> None:
     """Fine-tune the bundled encoder into the learned extractive reader, on CPU.
@@ -103,6 +166,19 @@ def train_reader(
     """
     from rag.train.loop import TrainConfig
     from rag.train.recipe import run
+    from rag.train.windows import WindowRates
+
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    rates = WindowRates(
+        neighbour=neighbour_rate,
+        retrieved=retrieved_rate,
+        neighbours_each=neighbours_each,
+        retrieved_each=retrieved_each,
+        title=title_rate,
+    )
 
     config = TrainConfig(
         base_model=base_model,
@@ -118,6 +194,10 @@ def train_reader(
         validation_file=str(validation) if validation else None,
         val_questions=val_questions,
         limit=limit,
+        shared_norm=shared_norm,
+        init_from=str(init_from) if init_from else None,
+        rates=rates,
+        device=device,
     )
     try:
         run(config, out, resume=resume, stop_after=stop_after, weights=weights, say=click.echo)

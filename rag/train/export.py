@@ -39,7 +39,7 @@ from rag.reader.learned_model import (
     base_tensor,
     load_reader_model,
 )
-from rag.train.loop import TrainConfig, load_checkpoint
+from rag.train.loop import TrainConfig, load_checkpoint, load_trained_state
 
 FP16_MIN_SIZE = 16  # smaller tensors (scalars, shapes) stay fp32
 Weights = Literal["int8", "fp16"]
@@ -201,7 +201,7 @@ def export(
     base = Path(base_model_path(config.base_model))
     state = load_checkpoint(checkpoint)
     net = ReaderNet.from_base(base, config.seed)
-    net.load_state_dict(state["model"])
+    load_trained_state(net, state["model"])
     net.eval()
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
@@ -227,6 +227,7 @@ def export(
         "max_length": config.max_length,
         "max_question_tokens": config.max_question_tokens,
         "max_answer_tokens": 30,
+        "span_normalisation": "shared" if config.shared_norm else "window",
         "weights": weights,
         "files": {MODEL_FILE: {"sha256": file_sha256(tmp / MODEL_FILE), "bytes": (tmp / MODEL_FILE).stat().st_size}},
         "training": {

@@ -17,6 +17,7 @@ class Feature:
     end: int
     has_answer: bool
     kind: WindowKind
+    group: int = 0  # the question's windows share it (see rag/train/windows.py)
 
 
 def make_features(
@@ -36,11 +37,11 @@ def make_features(
         for w, q, p in zip(part, qs, ws):
             enc = assemble(q.ids[:max_question_tokens], p.ids, p.offsets, w.window[0], max_length, specials)
             if w.answer is None:
-                out.append(Feature(enc, 0, 0, False, w.kind))
+                out.append(Feature(enc, 0, 0, False, w.kind, w.group))
                 continue
             span = token_span(enc, *w.answer)
             if span is not None:
-                out.append(Feature(enc, span[0], span[1], True, w.kind))
+                out.append(Feature(enc, span[0], span[1], True, w.kind, w.group))
     return out
 
 
@@ -59,9 +60,39 @@ def batches(features: Sequence[Feature], batch_size: int, seed: int, pool: int =
     return out
 
 
-def epoch_batches(features: Sequence[Feature], batch_size: int, seed: int) -> Iterator[list[int]]:
-    """Batches forever, epoch after epoch (each epoch shuffled with its own seed)."""
+def group_batches(features: Sequence[Feature], batch_size: int, seed: int, pool: int = 50) -> list[list[int]]:
+    """Like :func:`batches`, but a question's windows (one ``group``) always travel in one batch, next to
+    each other, so the loss can normalise over them together. A batch holds whole groups, at most
+    ``batch_size`` windows (a larger group is a batch of its own). Deterministic for a seed."""
+    rng = random.Random(seed)
+    groups: dict[int, list[int]] = {}
+    for i, f in enumerate(features):
+        groups.setdefault(f.group, []).append(i)
+    order = list(groups.values())
+    rng.shuffle(order)
+    out: list[list[int]] = []
+    size = max(1, batch_size // 3) * pool  # groups per pool (about three windows a group)
+    for p in range(0, len(order), size):
+        part = sorted(order[p : p + size], key=lambda g: max(len(features[i].enc) for i in g))
+        cur: list[int] = []
+        for g in part:
+            if cur and len(cur) + len(g) > batch_size:
+                out.append(cur)
+                cur = []
+            cur.extend(g)
+        if cur:
+            out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def epoch_batches(
+    features: Sequence[Feature], batch_size: int, seed: int, grouped: bool = False
+) -> Iterator[list[int]]:
+    """Batches forever, epoch after epoch (each epoch shuffled with its own seed); ``grouped``: whole
+    questions per batch (:func:`group_batches`)."""
+    make = group_batches if grouped else batches
     epoch = 0
     while True:
-        yield from batches(features, batch_size, seed * 1000 + epoch)
+        yield from make(features, batch_size, seed * 1000 + epoch)
         epoch += 1

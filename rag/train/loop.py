@@ -22,6 +22,9 @@ from rag.reader.learned_model import base_model_path
 from rag.train.data import Example
 from rag.train.features import Feature, epoch_batches
 from rag.train.validate import ValItem, predict, scores
+from rag.train.windows import WindowRates
+
+FROZEN = ("encoder.embeddings.word_embeddings.weight",)  # never trained: not saved in checkpoints
 
 
 class CheckpointError(RagError):
@@ -47,14 +50,32 @@ class TrainConfig:
     validation_file: str | None = None
     val_questions: int = 400
     limit: int | None = None  # use only this many training questions (drawn with the seed)
+    shared_norm: bool = False  # span softmax over all of a question's windows (rag/train/model.py)
+    init_from: str | None = None  # a shipped reader model directory to start from instead of the bare encoder
+    rates: WindowRates = field(default_factory=WindowRates)  # which windows are cut (rag/train/windows.py)
+    device: str = "cpu"  # cpu, or cuda (bf16 autocast): where the steps run; not part of a run's identity
 
     def fingerprint(self) -> dict:
-        """What must match for a checkpoint to be resumed: not the logging/checkpoint cadence, and not
-        ``max_steps`` (a run may be lengthened or shortened on resume; the learning-rate schedule then
-        follows the new total from the step reached)."""
+        """What must match for a checkpoint to be resumed: not the logging/checkpoint cadence, not the
+        device, and not ``max_steps`` (a run may be lengthened or shortened on resume; the learning-rate
+        schedule then follows the new total from the step reached)."""
         d = asdict(self)
-        for k in ("checkpoint_dir", "eval_every", "checkpoint_every", "threads", "val_questions", "max_steps"):
+        for k in (
+            "checkpoint_dir",
+            "eval_every",
+            "checkpoint_every",
+            "threads",
+            "val_questions",
+            "max_steps",
+            "device",
+        ):
             d.pop(k)
+        if not self.shared_norm:  # as written before these options existed
+            d.pop("shared_norm")
+        if self.init_from is None:
+            d.pop("init_from")
+        if self.rates == WindowRates():
+            d.pop("rates")
         return d
 
 
@@ -64,6 +85,21 @@ def lr_factor(step: int, max_steps: int, warmup: float) -> float:
     if step < w:
         return (step + 1) / w
     return max(0.0, (max_steps - step) / max(1, max_steps - w))
+
+
+def trained_state(net) -> dict:  # noqa: ANN001 - a ReaderNet
+    """The network's weights less the frozen embedding table (taken from the base model when loading)."""
+    return {k: v.detach().to("cpu") for k, v in net.state_dict().items() if k not in FROZEN}
+
+
+def load_trained_state(net, state: dict) -> None:  # noqa: ANN001 - a ReaderNet
+    """Load ``state`` into ``net``; only the frozen table may be missing (older checkpoints hold it too)."""
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - set(FROZEN):
+        raise CheckpointError(
+            f"the checkpoint does not fit the network (missing {sorted(set(missing) - set(FROZEN))[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]}); was it written by another base model?"
+        )
 
 
 def _save(obj: dict, path: Path) -> None:
@@ -121,6 +157,13 @@ def train(
         stale.unlink(missing_ok=True)  # left by a run killed while saving
 
     net = ReaderNet.from_base(base_model_path(config.base_model), config.seed)
+    if config.init_from and not (resume and last.exists()):
+        from rag.train.init import state_from_model_dir
+
+        load_trained_state(net, state_from_model_dir(Path(config.init_from)))
+    device = torch.device(config.device)
+    net.to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     params = [p for p in net.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
@@ -137,17 +180,19 @@ def train(
                 f"{last} was written by another training configuration; use the same options as that run, "
                 "or another --checkpoint-dir, or delete it to start over."
             )
-        net.load_state_dict(state["model"])
+        load_trained_state(net, state["model"])
         opt.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
     elif last.exists() and not resume:
         raise CheckpointError(f"{last} exists; pass --resume to continue that run, or another --checkpoint-dir.")
 
     def forward(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            s, e, a = net(**{k: torch.from_numpy(v) for k, v in arrays.items()})
-        return s.numpy(), e.numpy(), a.numpy()
+        with torch.inference_mode(), autocast:
+            s, e, a = net(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()})
+        return s.float().cpu().numpy(), e.float().cpu().numpy(), a.float().cpu().numpy()
 
     def validate() -> dict[str, float]:
         net.eval()
@@ -160,17 +205,18 @@ def train(
     def checkpoint(path: Path) -> None:
         _save(
             {
-                "model": net.state_dict(),
+                "model": trained_state(net),
                 "optimizer": opt.state_dict(),
                 "step": step,
                 "best": best,
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
                 "config": config.fingerprint(),
             },
             path,
         )
 
-    order = islice(epoch_batches(features, config.batch_size, config.seed), step, None)
+    order = islice(epoch_batches(features, config.batch_size, config.seed, config.shared_norm), step, None)
     net.train()
     bar = tqdm(total=config.max_steps, initial=step, disable=not progress, desc="training reader", unit="step")
     t0, window_loss = time.time(), []
@@ -192,10 +238,16 @@ def train(
         starts = torch.tensor([f.start for f in batch])
         ends = torch.tensor([f.end for f in batch])
         has = torch.tensor([f.has_answer for f in batch])
+        group = torch.tensor([f.group for f in batch]) if config.shared_norm else None
+        if device.type != "cpu":
+            ids, mask, types, window = ids.to(device), mask.to(device), types.to(device), window.to(device)
+            starts, ends, has = starts.to(device), ends.to(device), has.to(device)
+            group = group.to(device) if group is not None else None
         for g in opt.param_groups:
             g["lr"] = config.lr * lr_factor(step, config.max_steps, config.warmup)
-        s, e, a = net(ids, mask, types)
-        span_loss, bce = reader_loss(s, e, a, window, starts, ends, has)
+        with autocast:
+            s, e, a = net(ids, mask, types)
+        span_loss, bce = reader_loss(s.float(), e.float(), a.float(), window, starts, ends, has, group)
         loss = span_loss + bce
         opt.zero_grad(set_to_none=True)
         loss.backward()

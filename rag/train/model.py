@@ -53,13 +53,24 @@ def reader_loss(
     start_pos: torch.Tensor,
     end_pos: torch.Tensor,
     has_answer: torch.Tensor,
+    group: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Span cross-entropy (over the window's tokens) for windows that hold the answer, and answerability
-    binary cross-entropy for all windows."""
+    """Span cross-entropy for windows that hold the answer, and answerability binary cross-entropy for all
+    windows.
+
+    Without ``group`` the span softmax runs over the window's own tokens. With ``group`` (a question id per
+    row) it runs over the tokens of all the question's windows in the batch at once (shared normalisation,
+    Clark & Gardner 2018): the answer must outscore every token of the windows that do not hold it, so
+    span scores can be compared across windows when reading several.
+    """
     start = start.masked_fill(~window, MASKED)
     end = end.masked_fill(~window, MASKED)
     bce = nn.functional.binary_cross_entropy_with_logits(answer_logit, has_answer.float())
     pos = has_answer.bool()
+    if group is not None:
+        if not pos.any():
+            return start.sum() * 0.0, bce
+        return (shared_ce(start, group, pos, start_pos) + shared_ce(end, group, pos, end_pos)) / 2, bce
     if pos.any():
         ce = nn.functional.cross_entropy(start[pos], start_pos[pos]) + nn.functional.cross_entropy(
             end[pos], end_pos[pos]
@@ -68,3 +79,19 @@ def reader_loss(
     else:
         span = start.sum() * 0.0
     return span, bce
+
+
+def group_logsumexp(logits: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """``logsumexp`` over all tokens of all rows of each group: one value per row (its group's)."""
+    row = torch.logsumexp(logits.float(), dim=1)
+    ids, inverse = torch.unique(group, return_inverse=True)
+    peak = torch.full((len(ids),), -torch.inf, device=row.device).scatter_reduce(0, inverse, row, "amax")
+    total = torch.zeros(len(ids), device=row.device).index_add(0, inverse, torch.exp(row - peak[inverse]))
+    return (peak + torch.log(total))[inverse]
+
+
+def shared_ce(logits: torch.Tensor, group: torch.Tensor, pos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the target token of each answer row, normalised over its whole group."""
+    lse = group_logsumexp(logits, group)
+    picked = logits.float()[pos].gather(1, target[pos][:, None]).squeeze(1)
+    return (lse[pos] - picked).mean()

@@ -13,7 +13,7 @@ from rag.train.data import load_all, load_examples
 from rag.train.features import make_features
 from rag.train.loop import TrainConfig, sample, train
 from rag.train.validate import validation_items
-from rag.train.windows import WindowRates, build_windows
+from rag.train.windows import RetrievedRows, build_windows, chosen_for_retrieval, retrieved_rows
 
 if TYPE_CHECKING:
     from rag.train.export import Weights
@@ -26,13 +26,48 @@ def _finished(config: TrainConfig) -> bool:
     return last.exists() and load_checkpoint(last)["step"] >= config.max_steps
 
 
+def cached_retrieved_rows(config: TrainConfig, examples: list, say: Callable[[str], None]) -> RetrievedRows:
+    """The BM25 negatives' paragraphs (most of the preparation time), kept in the checkpoint directory and
+    reused by a run with the same data, seed and rates (a resumed run, or the same data on another machine)."""
+    import hashlib
+
+    rates = config.rates
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                [Path(f).name for f in config.train_files],
+                len(examples),
+                hashlib.sha256("".join(e.qid for e in examples).encode()).hexdigest(),
+                config.seed,
+                rates.retrieved,
+                rates.retrieved_each,
+            ]
+        ).encode()
+    ).hexdigest()
+    path = config.checkpoint_dir / "retrieved-rows.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("key") == key:
+            say(f"retrieved negatives: reusing {path}")
+            return {int(k): v for k, v in stored["rows"].items()}
+    except (OSError, ValueError, AttributeError):
+        pass
+    t0 = time.time()
+    rows = retrieved_rows(examples, chosen_for_retrieval(examples, config.seed, rates), rates.retrieved_each)
+    config.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "rows": rows}), encoding="utf-8")
+    tmp.replace(path)
+    say(f"retrieved negatives for {len(rows):,} questions in {time.time() - t0:.0f} s")
+    return rows
+
+
 def run(
     config: TrainConfig,
     out_dir: Path | None,
     *,
     resume: bool = False,
     stop_after: int | None = None,
-    rates: WindowRates | None = None,
     weights: Weights = "fp16",
     say: Callable[[str], None] = print,
 ) -> Path:
@@ -44,7 +79,8 @@ def run(
     t0 = time.time()
     examples = sample(load_all(config.train_files), config.limit, config.seed)
     say(f"{len(examples):,} training questions ({sum(not e.answerable for e in examples):,} unanswerable)")
-    windows = build_windows(examples, config.seed, rates or WindowRates())
+    rows = cached_retrieved_rows(config, examples, say) if config.rates.retrieved > 0 else {}
+    windows = build_windows(examples, config.seed, config.rates, rows=rows)
     kinds: dict[str, int] = {}
     for w in windows:
         kinds[w.kind] = kinds.get(w.kind, 0) + 1
