@@ -173,17 +173,10 @@ def index(
             )
     except RagError as exc:
         _fail(str(exc))
-    click.echo(
-        f"indexed {report.documents} documents into {report.chunks} chunks in {report.path} "
-        f"({len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
-        f"{len(report.unchanged)} unchanged; {report.embedded} texts embedded; {report.seconds:.1f} s)"
-    )
-    if report.skipped or report.failed or report.other_files:
-        parts = [f"{report.documents} indexed", f"{len(report.skipped)} skipped", f"{len(report.failed)} failed"]
-        if report.other_files:
-            parts.append(f"{report.other_files} of other formats ignored")
-        why = " (the warnings above say why)" if report.skipped or report.failed else ""
-        click.echo(f"files: {', '.join(parts)}{why}")
+    from rag.library import IndexSummary
+
+    for line in IndexSummary.from_report(report).lines():
+        click.echo(line)
 
 
 def _warn_if_stale(pipeline: Pipeline, settings: Settings) -> None:

@@ -44,3 +44,16 @@ class ModelError(RagError):
 
 class GoldFormatError(RagError):
     """A gold question file (eval JSON lines or SQuAD JSON) is malformed; the message names file and item."""
+
+
+class InvalidSetting(RagError, ValueError):
+    """A setting (keyword override, ``RAG_*`` variable or argument such as ``top_k``) has a value it cannot take."""
+
+
+class DocumentNotFound(RagError, LookupError):
+    """No document of that id is in the index (ids are paths relative to the corpus root, with ``/``)."""
+
+
+# The names the Python API documents (``rag.IndexNotFound``, ``rag.IndexDamaged``): the same classes.
+IndexNotFound = IndexMissing
+IndexDamaged = IndexCorrupt

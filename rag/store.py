@@ -374,6 +374,12 @@ def _write_atomically(
     write_generation(index_dir, fill, legacy_files=LEGACY_FILES, before_publish=before_publish_hook)
 
 
+def _as_path(path: Path) -> str:
+    """``path`` as a message shows it: a bare relative name reads as a path (``./index``, not ``index``)."""
+    shown = str(path)
+    return shown if Path(path).is_absolute() or shown.startswith(".") else f"./{shown}"
+
+
 def before_publish_hook() -> None:
     """Runs between a new generation being complete and its publication (a test hook: tests hold a writer
     in that gap, or kill it there)."""
@@ -423,7 +429,7 @@ def open_index(
         ) from None
     with writer_lock(index_dir, on_wait=say):  # restores what a killed writer left aside, first
         if resolve(index_dir) is None:
-            say(f"no index in {index_dir} yet: building it from {settings.corpus_dir}/ ...")
+            say(f"no index in {_as_path(index_dir)} yet: building it from {_as_path(settings.corpus_dir)}/ ...")
             _build(
                 [settings.corpus_dir], settings, index_dir, embedder, progress=progress, rebuild=False, read=read_files
             )

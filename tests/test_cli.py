@@ -49,7 +49,7 @@ def test_ask_builds_the_default_index_the_first_time(tmp_path, embedder, monkeyp
     monkeypatch.chdir(tmp_path)  # a fresh checkout: no index/ yet (RAG_CORPUS_DIR names the seeds)
     r = invoke("ask", "When will the ministers meet?")
     assert r.exit_code == 0, r.output
-    assert "no index in index yet: building it from" in r.stderr
+    assert "no index in ./index yet: building it from" in r.stderr
     assert len(read_manifest(Path("index")).documents) == 5
     again = invoke("ask", "When will the ministers meet?")
     assert again.exit_code == 0 and "building" not in again.stderr  # built once
