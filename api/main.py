@@ -9,7 +9,9 @@ written index is picked up without a restart (api/reload.py).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -100,6 +102,31 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(router)
     return app
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail fast when ``host:port`` cannot be listened on (in use, not allowed, no such address), before the
+    index and the models load: :class:`RagError` with how to fix it, instead of uvicorn's ``[Errno 98]`` later."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        raise RagError(
+            f"cannot listen on {host}: {exc.strerror or exc}. Give --host an address of this machine."
+        ) from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise RagError(
+                    f"port {port} on {host} is already in use (another `rag serve`?). Stop that process, or "
+                    f"choose another port: rag serve --port {port + 1 if port < 65535 else 8000}"
+                ) from None
+            raise RagError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another --port "
+                "(ports below 1024 need administrator rights) or --host."
+            ) from None
 
 
 def serve(

@@ -274,6 +274,7 @@ def serve(
     if replicas is not None and ray_address is None:
         _fail("--replicas needs --ray (one `rag serve` process is one replica).")
     try:
+        from api.main import check_port
         from api.main import serve as run_server
     except ImportError as exc:
         _fail(f"the HTTP service is not available ({exc}); reinstall with `pip install -e .`")
@@ -291,6 +292,7 @@ def serve(
 
             serve_forever(s, host=host, port=port, replicas=replicas or 1, address=ray_address, on_ready=click.echo)
         else:
+            check_port(host, port)  # before loading anything: one error line, not uvicorn's Errno 98 later
             run_server(s, host=host, port=port, access_log=access_log)
     except RagError as exc:
         _fail(str(exc))

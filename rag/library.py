@@ -48,8 +48,10 @@ def settings_with(caller: str, overrides: dict[str, Any]) -> Settings:
     valid = sorted(Settings.model_fields)
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        hints = [f"{n!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(n, valid, 1)) else repr(n)
-                 for n in unknown]
+        hints = [
+            f"{n!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(n, valid, 1)) else repr(n)
+            for n in unknown
+        ]
         raise TypeError(
             f"{caller}() got unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(hints)}. "
             f"Valid settings: {', '.join(valid)}."
@@ -112,6 +114,7 @@ class IndexSummary:
 
     def lines(self) -> list[str]:
         """The summary lines of ``rag index`` (after its warnings)."""
+
         def n(count: int, word: str) -> str:
             return f"{count} {word}{'' if count == 1 else 's'}"
 

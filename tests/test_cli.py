@@ -194,3 +194,22 @@ def test_main_keeps_click_usage_errors_and_help():
     assert bad.returncode == 2 and "Missing argument" in bad.stderr
     ok = subprocess.run([sys.executable, "-m", "rag.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "ask" in ok.stdout
+
+
+def test_serve_on_a_port_in_use_is_one_error_line_before_loading(tmp_path):
+    import socket
+    import subprocess
+
+    from tests.servers import serve_command
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cmd = [*serve_command(), "--port", str(port), "--index-dir", str(tmp_path / "idx")]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use (another `rag serve`?). Stop that process, or choose "
+        f"another port: rag serve --port {port + 1}"
+    ]

@@ -31,8 +31,18 @@ def test_import_rag_loads_nothing_heavy():
 
 
 def test_named_exceptions_are_exported_and_aliased():
-    for name in ("IndexNotFound", "IndexDamaged", "IndexMismatch", "IndexBusy", "InvalidQuestion", "InvalidSetting",
-                 "ModelError", "CorpusError", "DocumentNotFound", "IndexWriteError"):
+    for name in (
+        "IndexNotFound",
+        "IndexDamaged",
+        "IndexMismatch",
+        "IndexBusy",
+        "InvalidQuestion",
+        "InvalidSetting",
+        "ModelError",
+        "CorpusError",
+        "DocumentNotFound",
+        "IndexWriteError",
+    ):
         assert issubclass(getattr(rag, name), rag.RagError), name
     assert rag.IndexNotFound is rag.IndexMissing and rag.IndexDamaged is rag.IndexCorrupt
     assert issubclass(rag.InvalidSetting, ValueError) and issubclass(rag.DocumentNotFound, LookupError)
