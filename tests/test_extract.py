@@ -22,7 +22,7 @@ PAGE_2 = ["Opposition", "The gallium levy was opposed by the Japanese trade mini
 def test_format_is_chosen_by_extension_case_insensitively():
     assert [format_of(n) for n in ("a.TXT", "b.md", "c.Pdf", "d.htm", "e.html", "f.docx", "g.doc", "h")] == [
         "text",
-        "text",
+        "markdown",
         "pdf",
         "html",
         "html",
@@ -174,3 +174,43 @@ def test_hyphens_pdfium_marks_as_line_breaks_are_resolved_like_line_end_hyphens(
     assert _soft_hyphens("the mini\ufffesters met", set()) == "the ministers met"
     assert _soft_hyphens("a well\ufffe\nknown plan", {"well-known"}) == "a well-known plan"
     assert _soft_hyphens("the UN\ufffeBacked plan", set()) == "the UN-Backed plan"  # capital after: a real hyphen
+
+
+MARKDOWN = """# Notes on **lithium**
+
+The *auction* closes on **Friday**; contact [Jane Doe](mailto:jane@example.com)
+for details, or see ![the map](map.png). A literal \\*star\\* stays.
+
+- first item
+- second `code` item
+
+| metal | price |
+|---|---|
+| lithium | 42 |
+
+```
+x = 1
+```
+
+<div class="note">raw html</div>
+"""
+
+
+def test_markdown_is_indexed_as_the_rendered_page_reads():
+    got = extract(MARKDOWN.encode(), "markdown")
+    assert got.extractor.startswith("markdown/1 markdown-it-py ")
+    assert got.text == (
+        "Notes on lithium\n\n"
+        "The auction closes on Friday; contact Jane Doe for details, or see the map. A literal *star* stays.\n\n"
+        "first item\nsecond code item\n\n"
+        "metal | price\nlithium | 42\n\n"
+        "x = 1\n"
+    )
+
+
+def test_markdown_in_a_legacy_encoding_and_markdown_without_text():
+    got = extract("# Café\n\nThe **café** opened in 1990.\n".encode("cp1252"), "markdown")
+    assert got.text == "Café\n\nThe café opened in 1990.\n" and got.encoding == "cp1252"
+    with pytest.raises(Unreadable, match="no visible text") as exc:
+        extract(b"![](image.png)\n\n---\n", "markdown")
+    assert exc.value.kind == "skipped"

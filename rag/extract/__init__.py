@@ -2,8 +2,9 @@
 
 One function per format, chosen by file extension (:data:`FORMATS`):
 
-- ``text`` (``.txt``, ``.md``): UTF-8 as ``Path.read_text`` reads it; UTF-16/32 with a byte order mark and
+- ``text`` (``.txt``): UTF-8 as ``Path.read_text`` reads it; UTF-16/32 with a byte order mark and
   legacy 8-bit encodings (cp1252, latin-1, ...) are decoded too, the latter found by charset-normalizer;
+- ``markdown`` (``.md``; markdown-it-py): the text the rendered page shows, decoded as ``text``;
 - ``pdf`` (pypdfium2): the text layer, page by page, with each page's start offset recorded for citations;
 - ``html`` (lxml): the visible main text, without scripts, menus, banners, headers and footers;
 - ``docx`` (python-docx): paragraphs, headings and table cells in document order.
@@ -21,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Format = Literal["text", "pdf", "html", "docx"]
+Format = Literal["text", "markdown", "pdf", "html", "docx"]
 FORMATS: dict[str, Format] = {
     ".txt": "text",
-    ".md": "text",
+    ".md": "markdown",
     ".pdf": "pdf",
     ".html": "html",
     ".htm": "html",
@@ -68,7 +69,9 @@ def extractor_id(fmt: Format) -> str:
     Cached: it is asked once per file scanned, and the installed versions do not change while running."""
     from importlib.metadata import PackageNotFoundError, version
 
-    package = {"text": None, "pdf": "pypdfium2", "html": "lxml", "docx": "python-docx"}[fmt]
+    package = {"text": None, "markdown": "markdown-it-py", "pdf": "pypdfium2", "html": "lxml", "docx": "python-docx"}[
+        fmt
+    ]
     if package is None:
         return f"text/{EXTRACT_VERSION}"
     try:
@@ -86,6 +89,11 @@ def extract(data: bytes, fmt: Format) -> Extracted:
             from rag.extract.plain import extract_text
 
             text, encoding = extract_text(data)
+            return Extracted(text, extractor_id(fmt), encoding=encoding)
+        if fmt == "markdown":
+            from rag.extract.markdown import extract_markdown
+
+            text, encoding = extract_markdown(data)
             return Extracted(text, extractor_id(fmt), encoding=encoding)
         if fmt == "pdf":
             from rag.extract.pdf import extract_pdf

@@ -77,11 +77,11 @@ def _read_batch(batch: dict[str, np.ndarray], max_bytes: int | None) -> dict[str
 
 def ray_reader(ray: Any, plan: RayPlan) -> Callable[[Sequence[ReadJob], int | None, bool], list[ReadResult]]:
     """A ``read`` for :func:`rag.store.build_index`: PDF, HTML and Word files are extracted in Ray tasks; plain
-    text files are read here (decoding a text file costs microseconds; shipping it to a Ray task and its text
+    text and Markdown files are read here (decoding a text file costs microseconds; shipping it to a Ray task and its text
     back costs more than that)."""
 
     def read(jobs: Sequence[ReadJob], max_bytes: int | None, progress: bool) -> list[ReadResult]:
-        here = [k for k, j in enumerate(jobs) if format_of(j.path.name) in (None, "text")]
+        here = [k for k, j in enumerate(jobs) if format_of(j.path.name) in (None, "text", "markdown")]
         results: list[ReadResult | None] = [None] * len(jobs)
         for k, got in zip(here, read_files([jobs[k] for k in here], max_bytes, False)):
             results[k] = got
