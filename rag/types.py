@@ -17,7 +17,7 @@ class SourceStamp(NamedTuple):
 @dataclass(frozen=True)
 class Document:
     doc_id: str  # path relative to the corpus root, with "/"
-    text: str  # the indexed text (a UTF-8 .txt/.md: exactly as Path.read_text(encoding="utf-8") returns it)
+    text: str  # the indexed text (a UTF-8 .txt: exactly as Path.read_text(encoding="utf-8") returns it)
     sha256: str  # of the text's UTF-8 bytes
     source: SourceStamp | None = None  # the file it was read from, when read from one
     file_sha256: str | None = None  # of the file's bytes (unchanged bytes and extractor: not extracted again)

@@ -104,6 +104,24 @@ def test_merge_predictions_groups_places_and_sums_support() -> None:
     assert support_score([2.0]) == 1.0
 
 
+TABLE = {"r.docx": "Revenue | 42 | +8%\nCosts | 30 | -2%\n"}
+
+
+def test_an_answer_stays_inside_one_table_cell() -> None:
+    preds = [
+        SpanPrediction("r.docx", 10, 18, 0, 18, 0.6),  # "42 | +8%": the cell it starts in, "42"
+        SpanPrediction("r.docx", 7, 13, 0, 18, 0.5),  # " | 42 " starts on a separator: "42" again
+        SpanPrediction("r.docx", 27, 29, 19, 36, 0.5),  # "30" inside one cell: as it is
+        SpanPrediction("r.docx", 29, 32, 19, 36, 0.9),  # " | " alone: no answer
+    ]
+    answers = merge_predictions(preds, TABLE, top_k=3, threshold=0.35)
+    assert [a.text for a in answers] == ["42", "30"]
+    assert [(c.start, c.end) for c in answers[0].citations] == [(10, 12)]
+    for a in answers:
+        for c in a.citations:
+            assert TABLE["r.docx"][c.start : c.end] == a.text and c.quote_start <= c.start < c.end <= c.quote_end
+
+
 def _answer(text: str, score: float, *places: tuple[str, int, int]) -> Answer:
     return Answer(text, score, tuple(Citation(d, s, e, "", s, e) for d, s, e in places))
 

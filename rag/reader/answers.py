@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.types import Answer, Citation
 
@@ -34,6 +34,25 @@ def support_score(scores: Iterable[float], weights: tuple[float, ...] = SUPPORT_
     return min(1.0, max(0.0, sum(w * s for w, s in zip(weights, ranked))))
 
 
+CELL_SEPARATOR = " | "  # how the Word and Markdown extractors join a table row's cells
+
+
+def within_one_cell(p: SpanPrediction, text: str) -> SpanPrediction | None:
+    """``p`` cut to the table cell it starts in, when it runs over a cell separator ("42 | +8%" is "42"); None
+    when nothing of it is left but separators and spaces."""
+    span = text[p.start : p.end]
+    if CELL_SEPARATOR not in span:
+        return p
+    offset = 0
+    for part in span.split(CELL_SEPARATOR):
+        stripped = part.strip(" |")
+        if stripped:
+            start = p.start + offset + part.index(stripped)
+            return replace(p, start=start, end=start + len(stripped))
+        offset += len(part) + len(CELL_SEPARATOR)
+    return None
+
+
 def merge_predictions(
     preds: Iterable[SpanPrediction],
     documents: dict[str, str],
@@ -48,7 +67,10 @@ def merge_predictions(
     withheld; the rest come back best first, at most ``top_k``.
     """
     groups: dict[str, list[SpanPrediction]] = {}
-    for p in preds:
+    for pred in preds:
+        p = within_one_cell(pred, documents[pred.doc_id])
+        if p is None:
+            continue
         text = documents[p.doc_id][p.start : p.end]
         groups.setdefault(answer_key(text), []).append(p)
     quotes: dict[tuple[str, int, int], str] = {}  # many predictions share a sentence: slice each once
