@@ -111,6 +111,11 @@ class DocumentInfo(BaseModel):
 
 class DocumentText(DocumentInfo):
     text: str
+    page_starts: list[int] | None = Field(
+        None,
+        description="Where each page starts in text (code point offsets, first 0), for a paged document (PDF); "
+        "absent for others.",
+    )
 
 
 class ErrorResponse(BaseModel):

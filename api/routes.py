@@ -92,10 +92,10 @@ def get_document(doc_id: str, index: IndexDep) -> DocumentText:
         raise HTTPException(
             status_code=404, detail=f"No indexed document has the id {shown!r}. GET /documents lists them."
         )
-    return _info(doc, DocumentText, text=doc.text)
+    return _info(doc, DocumentText, text=doc.text, page_starts=list(doc.pages) or None)
 
 
-def _info(doc: Document, model: type[Info], **extra: str) -> Info:
+def _info(doc: Document, model: type[Info], **extra: object) -> Info:
     return model(
         doc_id=doc.doc_id,
         chars=len(doc.text),

@@ -277,6 +277,7 @@ READ_ANSWERS = """
     marks: [...c.querySelectorAll('.quote mark')].map((m) => m.textContent),
     href: c.querySelector('a.cite').getAttribute('href'),
     link: c.querySelector('a.cite').textContent,
+    also: [...c.querySelectorAll('a.also-cite')].map((a) => a.getAttribute('href')),
   })),
 }))
 """
@@ -294,11 +295,29 @@ READ_DOCUMENT = """
     inView: r ? r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0 : false,
     focused: document.activeElement === current,
     whiteSpace: getComputedStyle(box).whiteSpace,
-    elements: box.querySelectorAll('*:not(mark)').length,
+    elements: box.querySelectorAll('*:not(mark):not(.gap):not(.page-break)').length,
+    gaps: box.querySelectorAll('.gap').length,
+    breaks: box.querySelectorAll('.gap, .page-break').length,
+    pages: [...box.querySelectorAll('.page-break')].map((b) => b.dataset.page),
     renderMs: Number(box.dataset.renderMs),
   };
 }
 """
+
+
+PARAGRAPH_END = re.compile(r"(?<!\n)\n(?=[^\n])")  # where the document view puts a paragraph gap
+
+
+def shown_citations(answer: dict) -> list[tuple[dict, list[dict]]]:
+    """The citations as the page shows them: a quote repeated verbatim in one document once, with the others
+    of it as its "also at" places."""
+    groups: dict[tuple, list[dict]] = {}
+    for c in answer["citations"]:
+        key: tuple = (c["doc_id"], c["quote"], c["start"] - c["quote_start"], c["end"] - c["quote_start"])
+        if any(o["start"] == c["start"] for o in groups.get(key, [])):
+            key += (c["start"],)  # the same place twice is no repeat
+        groups.setdefault(key, []).append(c)
+    return [(g[0], g[1:]) for g in groups.values()]
 
 
 def wait_for_answers(tab: Tab) -> None:
@@ -339,7 +358,8 @@ def assert_document_view(tab: Tab, base: str, answer: dict, citation: dict) -> N
     assert view["inView"], "the cited span is not scrolled into view"
     same_doc = [(c["start"], c["end"]) for c in answer["citations"] if c["doc_id"] == citation["doc_id"]]
     assert view["marks"] == [text[s:e] for s, e in merged(same_doc)]  # every place of the answer there
-    assert view["nodes"] <= 2 * len(view["marks"]) + 1 and view["elements"] == 0
+    assert view["nodes"] <= 2 * (len(view["marks"]) + view["breaks"]) + 1 and view["elements"] == 0
+    assert view["gaps"] == len(PARAGRAPH_END.findall(text))  # paragraphs set apart, no text added
     h = hash_params(tab.page.url)
     assert (h["doc"], int(h["start"]), int(h["end"])) == (citation["doc_id"], citation["start"], citation["end"])
 
@@ -368,8 +388,11 @@ def test_ask_read_and_check_a_citation(seed_server: str, open_tab: Any, screensh
         assert got["pct"] == f"score {math.floor(want['score'] * 100 + 0.5)}%" and got["meter"] == pytest.approx(
             want["score"]
         )
-        assert len(got["citations"]) == len(want["citations"])
-        for g, c in zip(got["citations"], want["citations"]):
+        assert len(got["citations"]) == len(shown_citations(want))
+        for g, (c, others) in zip(got["citations"], shown_citations(want)):
+            assert [(hash_params(h)["start"], hash_params(h)["end"]) for h in g["also"]] == [
+                (str(o["start"]), str(o["end"])) for o in others
+            ]
             assert g["quote"] == c["quote"]  # the quoted sentence, whole
             assert g["marks"] == [want["text"]]  # the answer highlighted inside it, exactly
             h = hash_params(g["href"])
@@ -391,6 +414,7 @@ def test_ask_read_and_check_a_citation(seed_server: str, open_tab: Any, screensh
     first_answer = expected["answers"][0]
     assert_document_view(tab, seed_server, first_answer, first_answer["citations"][0])
     assert page.evaluate(READ_DOCUMENT)["focused"]  # keyboard users land on the span
+    assert page.locator("#status").is_hidden()  # "N answers, best first." speaks of the answers, not shown here
     tab.shot(screenshots, "document")
 
     # the document view survives a reload (a shared or bookmarked link)
@@ -399,11 +423,12 @@ def test_ask_read_and_check_a_citation(seed_server: str, open_tab: Any, screensh
     page.get_by_role("link", name="Back to the answers").click()
     wait_for_answers(tab)
     assert page.locator("#doc").is_hidden() and page.locator("#answers > li").count() == len(expected["answers"])
+    assert page.locator("#status").is_visible()
     assert urlsplit(page.url).fragment == ""
 
     # every citation: one click opens it, the browser's Back returns to the answers
     for i, answer in enumerate(expected["answers"]):
-        for j, citation in enumerate(answer["citations"][:4]):
+        for j, (citation, _) in enumerate(shown_citations(answer)[:4]):
             page.locator("#answers > li.answer").nth(i).locator("a.cite").nth(j).click()
             assert_document_view(tab, seed_server, answer, citation)
             page.go_back()
@@ -757,6 +782,60 @@ def test_a_citation_of_a_paged_document_shows_its_page(seed_server: str, open_ta
 
 
 @pytest.mark.slow
+def test_a_paged_document_shows_its_pages_and_a_repeated_quote_shows_once(
+    seed_server: str, open_tab: Any, screenshots: Path
+) -> None:
+    """The document view of a PDF labels each page (no text added) and says the cited span's page; a quote
+    repeated verbatim in one document is one block, "also at" its other place, which opens there."""
+    page_one = "Minerals alliance talks\nThe ministers met in Washington.\n"
+    page_two = "Opposition\nThe gallium levy was opposed by the Japanese trade ministry.\n"
+    text = page_one + page_two + page_one  # the first page's text again at the end: a repeated quote
+    starts = [0, len(page_one), len(page_one) + len(page_two)]
+    doc = {"doc_id": "talks.pdf", "chars": len(text), "bytes": len(text.encode()), "sha256": "0" * 64}
+    doc |= {"pages": 3, "text": text, "page_starts": starts}
+    where = [text.index("Washington"), text.rindex("Washington")]
+    quote_start = page_one.index("The ministers")
+    quote = page_one[quote_start:-1]
+    cites = [
+        {"doc_id": "talks.pdf", "start": w, "end": w + 10, "quote": quote, "page": 1 if w < starts[1] else 3}
+        | {"quote_start": w - page_one.index("Washington") + quote_start}
+        | {"quote_end": w - page_one.index("Washington") + quote_start + len(quote)}
+        for w in where
+    ]
+    answer = {"text": "Washington", "score": 0.5, "citations": cites}
+    tab = open_tab(seed_server)
+    page = tab.page
+    body = json.dumps({"question": "Where did the ministers meet?", "answers": [answer]})
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=body))
+    page.route(
+        "**/documents/talks.pdf",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(doc)),
+    )
+    tab.goto("/")
+    page.get_by_label("Question", exact=True).fill("Where did the ministers meet?")
+    page.get_by_label("Question", exact=True).press("Enter")
+    wait_for_answers(tab)
+    shown = page.evaluate(READ_ANSWERS)[0]["citations"]
+    assert len(shown) == 1 and shown[0]["quote"] == quote  # one block for the two places
+    assert page.locator("p.also").inner_text() == f"The same sentence is also at page 3, {where[1]}–{where[1] + 10}."
+    tab.shot(screenshots, "repeated-quote")
+
+    page.locator("a.also-cite").click()  # opens the other place
+    view = wait_for_document(tab)
+    assert view["text"] == text and view["current"] == "Washington" and view["marks"] == ["Washington"] * 2
+    assert view["pages"] == ["1", "2", "3"]
+    assert hash_params(page.url)["start"] == str(where[1])
+    meta = page.locator("#doc-meta").inner_text()
+    assert f"characters {where[1]}–{where[1] + 10}, on page 3." in meta
+    labels = page.evaluate(
+        "() => [...document.querySelectorAll('.page-break')].map((b) => getComputedStyle(b, '::before').content)"
+    )
+    assert labels == ['"Page " attr(data-page)'] * 3 or labels == ['"Page 1"', '"Page 2"', '"Page 3"']
+    tab.shot(screenshots, "pdf-pages")
+    tab.assert_clean()
+
+
+@pytest.mark.slow
 def test_a_1mb_document_stays_responsive(seed_server: str, open_tab: Any, screenshots: Path) -> None:
     """The page's rendering of a 1 MB document (served by a route in the browser: indexing 1 MB here would
     take minutes): a few nodes, highlighted by code point offsets past thousands of non-BMP characters."""
@@ -784,7 +863,8 @@ def test_a_1mb_document_stays_responsive(seed_server: str, open_tab: Any, screen
     assert view["current"] == text[spans[0][0] : spans[0][1]] == "filler"
     assert view["marks"] == [text[s:e] for s, e in sorted(spans)] == ["emoji", "filler"]
     assert view["inView"]
-    assert view["nodes"] == 5  # before / mark / between / mark / after
+    assert view["breaks"] == text.count("\n") - 1  # a gap after each line but the last (each one paragraph)
+    assert view["nodes"] == 5 + 2 * view["breaks"]  # before / mark / between / mark / after, split at the gaps
     assert view["renderMs"] < 1000, view["renderMs"]
     assert elapsed < 10, f"the 1 MB document took {elapsed:.1f} s to show"
     t1 = time.monotonic()

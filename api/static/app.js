@@ -60,9 +60,11 @@
 
   /**
    * `text` as a fragment of Text nodes and <mark> elements, one mark per span ({start, end, focus}, code
-   * point offsets; overlapping spans merge). A few nodes whatever the length of the text.
+   * point offsets; overlapping spans merge). A few nodes whatever the length of the text, plus one empty
+   * element per break ({at, page}: UTF-16 offset; a page's label, or without `page` a paragraph's gap),
+   * which adds no text.
    */
-  function highlighted(text, spans) {
+  function highlighted(text, spans, breaks = []) {
     const flat = utf16Offsets(text, spans.flatMap((s) => [s.start, s.end]));
     const units = spans
       .map((s, i) => ({ start: flat[2 * i], end: flat[2 * i + 1], focus: Boolean(s.focus) }))
@@ -78,20 +80,62 @@
         merged.push({ ...s });
       }
     }
+    let b = 0; // the next break to place
+    /** text[from, to) into `parent`, with the breaks inside it (and one at `to` when `closing`). */
+    const emit = (parent, from, to, closing) => {
+      let pos = from;
+      while (b < breaks.length && (breaks[b].at < to || (closing && breaks[b].at === to))) {
+        const at = Math.max(breaks[b].at, pos);
+        if (at > pos) parent.append(text.slice(pos, at)); // a string becomes a Text node
+        parent.append(breakNode(breaks[b]));
+        pos = at;
+        b += 1;
+      }
+      if (to > pos) parent.append(text.slice(pos, to));
+    };
     const fragment = document.createDocumentFragment();
     const made = [];
     let pos = 0;
     for (const s of merged) {
-      if (s.start > pos) fragment.append(text.slice(pos, s.start)); // a string becomes a Text node
+      emit(fragment, pos, s.start, true); // a break where a mark starts goes before it
       const mark = document.createElement("mark");
-      mark.textContent = text.slice(s.start, s.end);
+      emit(mark, s.start, s.end, false);
       if (s.focus) mark.classList.add("focus");
       fragment.append(mark);
       made.push(mark);
       pos = s.end;
     }
-    if (pos < text.length) fragment.append(text.slice(pos));
+    emit(fragment, pos, text.length, true);
     return { fragment, marks: made };
+  }
+
+  function breakNode(brk) {
+    const node = document.createElement("span");
+    if (brk.page === undefined) {
+      node.className = "gap"; // the space between two paragraphs
+      node.setAttribute("aria-hidden", "true");
+    } else {
+      node.className = "page-break"; // its label is drawn by CSS, so it is no part of the text
+      node.dataset.page = String(brk.page);
+      node.setAttribute("role", "separator");
+      node.setAttribute("aria-label", `Page ${brk.page}`);
+    }
+    return node;
+  }
+
+  // a line break that ends a paragraph: one alone (a blank line already makes a gap), not the last character
+  const PARAGRAPH_END = /(?<!\n)\n(?=[^\n])/g;
+
+  /** Where the document view breaks `text`: each page's start (`pageStarts`, code points), each paragraph's end. */
+  function breaksOf(text, pageStarts) {
+    const starts = Array.isArray(pageStarts) ? pageStarts.filter(Number.isInteger) : [];
+    const pages = utf16Offsets(text, starts).map((at, i) => ({ at, page: i + 1 }));
+    const taken = new Set(pages.map((p) => p.at));
+    const gaps = [];
+    for (const m of text.matchAll(PARAGRAPH_END)) {
+      if (!taken.has(m.index + 1)) gaps.push({ at: m.index + 1 });
+    }
+    return [...pages, ...gaps].sort((x, y) => x.at - y.at);
   }
 
   // ------------------------------------------------------------------------------------ small helpers
@@ -283,21 +327,43 @@
 
     const list = make("ul", "citations");
     list.setAttribute("aria-label", `Where “${answer.text}” is written`);
-    for (const c of answer.citations) list.append(renderCitation(answer, c));
+    // a quote repeated verbatim in one document (an article held twice) is shown once, "also at" its other places
+    const same = new Map();
+    for (const c of answer.citations) {
+      let key = JSON.stringify([c.doc_id, c.quote, c.start - c.quote_start, c.end - c.quote_start]);
+      if (same.get(key)?.some((o) => o.start === c.start)) key += `@${c.start}`; // the same place: no repeat
+      if (!same.has(key)) same.set(key, []);
+      same.get(key).push(c);
+    }
+    for (const group of same.values()) list.append(renderCitation(answer, group));
     li.append(head, list);
     return li;
   }
 
-  function renderCitation(answer, c) {
+  /** One quote and its link; `group`: the citations of that very quote in one document, the first shown. */
+  function renderCitation(answer, group) {
+    const c = group[0];
     const li = make("li", "citation");
     const quote = make("blockquote", "quote");
     const { fragment } = highlighted(c.quote, [{ start: c.start - c.quote_start, end: c.end - c.quote_start }]);
     quote.append(fragment);
-
-    const also = answer.citations
-      .filter((o) => o !== c && o.doc_id === c.doc_id)
-      .map((o) => [o.start, o.end]);
-    li.append(quote, sourceLink(c.doc_id, c.start, c.end, also, c.page, c.doc_sha256));
+    const othersThere = (o) => answer.citations.filter((x) => x !== o && x.doc_id === o.doc_id).map((x) => [x.start, x.end]);
+    li.append(quote, sourceLink(c.doc_id, c.start, c.end, othersThere(c), c.page, c.doc_sha256));
+    if (group.length > 1) {
+      const also = make("p", "also", "The same sentence is also at ");
+      group.slice(1).forEach((o, i) => {
+        if (i) also.append(", ");
+        const link = make("a", "also-cite", `${Number.isInteger(o.page) ? `page ${o.page}, ` : ""}${o.start}–${o.end}`);
+        link.href = docHash(o.doc_id, o.start, o.end, othersThere(o), o.doc_sha256);
+        link.addEventListener("click", () => {
+          openedFromResults = true;
+          returnFocus = link;
+        });
+        also.append(link);
+      });
+      also.append(".");
+      li.append(also);
+    }
     return li;
   }
 
@@ -315,6 +381,7 @@
   async function showDocument(docId, focusSpan, also, sha = null) {
     const token = ++docToken;
     ui.results.hidden = true;
+    ui.status.hidden = true; // it speaks of the answers, which are not on show
     ui.doc.hidden = false;
     ui.back.href = `${location.pathname}${location.search}`;
     ui.docTitle.replaceChildren("Document ", make("span", "doc-id", docId));
@@ -345,14 +412,17 @@
     const outside = changed ? [] : [...(focusSpan ? [focusSpan] : []), ...also].filter((span) => !valid(span));
 
     const t0 = performance.now();
-    const built = highlighted(doc.text, spans);
+    const built = highlighted(doc.text, spans, breaksOf(doc.text, doc.page_starts));
     ui.docText.replaceChildren(built.fragment);
     marks = built.marks;
     ui.docText.dataset.renderMs = String(Math.round(performance.now() - t0));
 
     const parts = [`${chars.toLocaleString("en")} characters.`];
     if (changed) parts.push("The index was updated since this answer: this document has changed, so the cited text is not highlighted. Ask again.");
-    if (focusValid) parts.push(`Cited span: characters ${focusSpan[0]}–${focusSpan[1]}.`);
+    if (focusValid) {
+      const page = pageOf(doc.page_starts, focusSpan[0]);
+      parts.push(`Cited span: characters ${focusSpan[0]}–${focusSpan[1]}${page ? `, on page ${page}` : ""}.`);
+    }
     if (marks.length > 1) parts.push(`${marks.length} places of this answer are highlighted.`);
     if (outside.length) {
       parts.push(`${outside.length} cited span${outside.length > 1 ? "s are" : " is"} outside this document; the index may have changed since the link was made.`);
@@ -368,6 +438,16 @@
     }
   }
 
+  /** The 1-based page holding code point `offset`, given each page's start; null for a document without pages. */
+  function pageOf(pageStarts, offset) {
+    if (!Array.isArray(pageStarts) || pageStarts.length === 0) return null;
+    let page = 1;
+    pageStarts.forEach((start, i) => {
+      if (start <= offset) page = i + 1;
+    });
+    return page;
+  }
+
   function goToMark(i, moveFocus = true) {
     marks.forEach((m) => m.classList.remove("current"));
     current = (i + marks.length) % marks.length;
@@ -381,6 +461,7 @@
   function leaveDocument() {
     docToken += 1;
     ui.doc.hidden = true;
+    ui.status.hidden = false;
     ui.docText.replaceChildren(); // a large document is not kept in the page
     marks = [];
   }
