@@ -168,7 +168,8 @@ def test_an_answer_only_in_the_pdf_cites_its_page_and_checks_out_over_http(mixed
         doc = httpx.get(f"{base}/documents/review.pdf", timeout=10).json()
     assert listing["review.pdf"]["pages"] == 2 and listing["news.html"]["title"] == "Gallium refinery opens in Perth"
     assert "pages" not in listing["notes.md"] and "title" not in listing["notes.md"]
-    assert doc["pages"] == 2
+    assert doc["pages"] == 2 and doc["page_starts"][0] == 0 and "page_starts" not in listing["review.pdf"]
+    assert doc["text"][doc["page_starts"][1] :].startswith("Dissent")  # where page 2 begins
     top = body["answers"][0]
     assert "Norwegian delegation" in top["text"]
     cite = top["citations"][0]
