@@ -40,9 +40,13 @@ from rag.errors import (
     ModelError,
     RagError,
 )
-from rag.library import QA, IndexSummary, index, open
+from rag.library import QA, IndexSummary
+from rag.library import index as index  # explicit re-exports ("as"), kept out of __all__: see below
+from rag.library import open as open
 from rag.types import Answer, Citation, Document, Passage, Result
 
+# `index` and `open` are left out of __all__ so that `from rag import *` never shadows the builtin open():
+# call them as rag.index(...) and rag.open(...).
 __all__ = [
     "QA",
     "Answer",
@@ -66,6 +70,4 @@ __all__ = [
     "RagError",
     "Result",
     "__version__",
-    "index",
-    "open",
 ]

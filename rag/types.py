@@ -16,6 +16,8 @@ class SourceStamp(NamedTuple):
 
 @dataclass(frozen=True)
 class Document:
+    """An indexed document: ``text`` is what citation offsets index into (``GET /documents/{doc_id}`` serves it)."""
+
     doc_id: str  # path relative to the corpus root, with "/"
     text: str  # the indexed text (a UTF-8 .txt: exactly as Path.read_text(encoding="utf-8") returns it)
     sha256: str  # of the text's UTF-8 bytes
@@ -61,6 +63,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class Citation:
+    """Where an answer is written: ``document.text[start:end]`` is the answer and ``text[quote_start:quote_end]``
+    the quoted sentence around it (``quote``); code point offsets into the indexed text."""
+
     doc_id: str
     start: int
     end: int
@@ -73,6 +78,9 @@ class Citation:
 
 @dataclass(frozen=True)
 class Answer:
+    """One answer: a span copied from the documents, its ``score`` (0..1, higher is surer) and every place it is
+    written (``citations``, best first)."""
+
     text: str
     score: float
     citations: tuple[Citation, ...]
@@ -91,6 +99,9 @@ class Passage:
 
 @dataclass(frozen=True)
 class Result:
+    """The answers to one question, best first; none: the documents do not answer it (``closest`` then holds the
+    passages that came closest). ``to_dict()`` is the answer JSON of ``rag ask --json`` and ``POST /ask``."""
+
     question: str
     answers: tuple[Answer, ...]
     # no answers: the best passages read (the closest evidence), best first; None: not worked out

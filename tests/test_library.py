@@ -47,6 +47,9 @@ def test_named_exceptions_are_exported_and_aliased():
     assert rag.IndexNotFound is rag.IndexMissing and rag.IndexDamaged is rag.IndexCorrupt
     assert issubclass(rag.InvalidSetting, ValueError) and issubclass(rag.DocumentNotFound, LookupError)
     assert set(rag.__all__) <= set(dir(rag))
+    star: dict = {}
+    exec("from rag import *", star)
+    assert "open" not in star and "InvalidQuestion" in star  # a star import never shadows the builtin open()
 
 
 def test_py_typed_is_shipped():
