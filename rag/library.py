@@ -282,8 +282,8 @@ def open(index_dir: PathLike | None = None, **overrides: Any) -> QA:  # noqa: A0
     Raises :class:`~rag.errors.IndexNotFound`, :class:`~rag.errors.IndexDamaged` (a file missing or altered),
     :class:`~rag.errors.IndexMismatch` (built with other settings or another model),
     :class:`~rag.errors.ModelError`, :class:`~rag.errors.InvalidSetting`, and ``TypeError`` for an unknown
-    setting name (the message lists the valid ones). Nothing is printed, and nothing written but the
-    embedder's ONNX export cache, made once per machine.
+    setting name (the message lists the valid ones). Nothing is printed, and nothing written but rag's model
+    cache (``model_cache_dir``: the embedder's ONNX export and the models' verified checksums, once per machine).
     """
     from rag.freshness import staleness_warning
     from rag.index_dir import wait_for_writer
