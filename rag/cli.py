@@ -119,9 +119,10 @@ def index(
 ) -> None:
     """Build or update the index from documents (folders are read recursively).
 
-    Reads .txt (UTF-8, UTF-16 with a byte order mark, or legacy encodings such as cp1252), .md (the text
-    the rendered page shows), .pdf (the text layer; citations name the page), .html/.htm (the page's main
-    text) and .docx.
+    Reads .txt and .md (UTF-8, UTF-16 with a byte order mark, or legacy encodings such as cp1252; a .md
+    file as it is written, or with RAG_MARKDOWN_RENDERED=true the text its rendered page shows, which
+    offsets then index), .pdf (the text layer; citations name the page), .html/.htm (the page's main text)
+    and .docx.
     PATH defaults to the corpus the index was built from (for a new index, seeds/ or RAG_CORPUS_DIR); other
     PATHs replace that corpus (one warning line says so). Unchanged files are skipped; changed and removed ones
     are handled. A file that cannot be read (damaged, scanned PDF, encrypted, over RAG_MAX_FILE_MB) is

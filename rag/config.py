@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         description="Index files reached through a symlink whose target is outside the corpus folder (off: "
         "skipped with a warning, so a link dropped into the folder cannot publish any file the service reads).",
     )
+    markdown_rendered: bool = Field(
+        False,
+        description="Index a .md file as the text its rendered page shows (markdown-it-py: no emphasis marks, "
+        "link targets or raw HTML) instead of the file's text as Path.read_text reads it. Offsets then index "
+        "that rendered text (what GET /documents/{id} returns), not the file. Changing it re-extracts the .md "
+        "files on the next `rag index`.",
+    )
 
     # Chunking
     chunk_max_chars: int = Field(600, ge=80, le=20000, description="Soft upper bound of a chunk's length.")

@@ -100,6 +100,7 @@ class ReadJob:
     path: Path
     doc_id: str
     known: Document | None = None
+    markdown_rendered: bool = False  # Settings.markdown_rendered: a .md file as its rendered text
 
 
 ReadResult = Document | Unreadable
@@ -109,11 +110,19 @@ ReadFiles = Callable[[Sequence[ReadJob], "int | None", bool], list[ReadResult]]
 
 
 def read_file(
-    path: Path, doc_id: str, *, max_bytes: int | None = None, known_as: tuple[str | None, str | None] | None = None
+    path: Path,
+    doc_id: str,
+    *,
+    max_bytes: int | None = None,
+    known_as: tuple[str | None, str | None] | None = None,
+    markdown_rendered: bool = False,
 ) -> Document | Unchanged:
     """Read and extract one file, or say it is :class:`Unchanged` when its byte sha256 and extractor are
-    ``known_as``; raise :class:`Unreadable` saying why it cannot be indexed."""
-    fmt = format_of(path.name)
+    ``known_as``; raise :class:`Unreadable` saying why it cannot be indexed.
+
+    ``markdown_rendered``: a ``.md`` file is indexed as its rendered text (format ``markdown``), not as read
+    (``text``); the two have different extractor ids, so switching re-extracts the file."""
+    fmt = format_of(path.name, markdown_rendered)
     if fmt is None:
         raise Unreadable(f"not a format rag reads ({_SHOWN_SUFFIXES})", "skipped")
     source = stamp(path)
@@ -153,13 +162,14 @@ def read_document(
     *,
     max_bytes: int | None = None,
     known: Document | None = None,
+    markdown_rendered: bool = False,
 ) -> Document:
     """Read and extract one file; raise :class:`Unreadable` saying why it cannot be indexed.
 
     ``known`` is the previous index's document of the same id: when the file's bytes and the extractor
-    are unchanged its text is reused instead of extracted again.
+    are unchanged its text is reused instead of extracted again. ``markdown_rendered``: see :func:`read_file`.
     """
-    got = read_file(path, doc_id, max_bytes=max_bytes, known_as=known_as(known))
+    got = read_file(path, doc_id, max_bytes=max_bytes, known_as=known_as(known), markdown_rendered=markdown_rendered)
     return replace(known, source=got.source) if isinstance(got, Unchanged) and known is not None else got  # type: ignore[return-value]
 
 
@@ -167,12 +177,20 @@ def read_files(jobs: Sequence[ReadJob], max_bytes: int | None, progress: bool) -
     """Read ``jobs`` one by one in this process (a progress bar for 20 or more PDF, HTML or Word files)."""
     from rag.progress import ProgressBar
 
-    slow = sum(format_of(j.path.name) != "text" for j in jobs)
+    slow = sum(format_of(j.path.name, j.markdown_rendered) not in ("text", "markdown") for j in jobs)
     bar = ProgressBar(len(jobs), "Reading files") if progress and slow >= 20 else None
     out: list[ReadResult] = []
     for job in jobs:
         try:
-            out.append(read_document(job.path, job.doc_id, max_bytes=max_bytes, known=job.known))
+            out.append(
+                read_document(
+                    job.path,
+                    job.doc_id,
+                    max_bytes=max_bytes,
+                    known=job.known,
+                    markdown_rendered=job.markdown_rendered,
+                )
+            )
         except Unreadable as exc:
             out.append(exc)
         if bar is not None:
@@ -204,10 +222,13 @@ def scan_corpus(
     progress: bool = False,
     follow_external_symlinks: bool = False,
     read: ReadFiles = read_files,
+    markdown_rendered: bool = False,
 ) -> CorpusScan:
     """Read every file rag reads under ``paths`` (see :func:`load_corpus` for the doc ids and errors).
 
     ``read`` reads the files (default: one by one, here; :mod:`rag.scale.ray_index` reads them on Ray).
+    ``markdown_rendered`` (``Settings.markdown_rendered``): ``.md`` files are indexed as their rendered text
+    rather than as ``Path.read_text`` reads them (see :func:`read_file`).
     """
     if not paths:
         raise CorpusError(
@@ -240,7 +261,7 @@ def scan_corpus(
                 other_files += 1
             else:
                 todo.append((file, prefix + doc_id))
-    scan = _read_all(todo, max_bytes, known or {}, progress, other_files, read)
+    scan = _read_all(todo, max_bytes, known or {}, progress, other_files, read, markdown_rendered)
     return replace(scan, skipped=(*links, *scan.skipped)) if links else scan
 
 
@@ -251,13 +272,14 @@ def _read_all(
     progress: bool,
     other_files: int,
     read: ReadFiles,
+    markdown_rendered: bool = False,
 ) -> CorpusScan:
     jobs: list[ReadJob] = []
     seen: set[str] = set()
     for file, doc_id in todo:
         if doc_id not in seen:
             seen.add(doc_id)
-            jobs.append(ReadJob(file, doc_id, known.get(doc_id)))
+            jobs.append(ReadJob(file, doc_id, known.get(doc_id), markdown_rendered))
     docs: list[Document] = []
     skipped: list[tuple[str, str]] = []
     failed: list[tuple[str, str]] = []

@@ -203,6 +203,7 @@ def _build(
         progress=progress,
         follow_external_symlinks=settings.follow_external_symlinks,
         read=read,
+        markdown_rendered=settings.markdown_rendered,
     )
     check_has_text(scan, paths)
     docs = scan.documents

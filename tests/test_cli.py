@@ -108,6 +108,40 @@ def test_index_command_reports_skips(tmp_path, embedder):
     assert second.exit_code == 0 and "1 unchanged" in second.output and "0 texts embedded" in second.output
 
 
+@pytest.mark.slow
+def test_markdown_citations_index_the_file_unless_rendering_is_asked_for(tmp_path, embedder):
+    from rag.config import Settings
+    from rag.store import load_index
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    md = d / "beta.md"
+    md.write_text(
+        "# Beta\n\n**Beta Ltd** refines *gallium* in [Perth](https://example.com/perth) since 2019.\n", encoding="utf-8"
+    )
+    idx = str(tmp_path / "i")
+    env = {"RAG_READER": "heuristic"}
+
+    def ask() -> list[dict]:
+        r = invoke("ask", "Since when does Beta Ltd refine gallium?", "--json", "--index-dir", idx, env=env)
+        assert r.exit_code == 0, r.output
+        citations = [c for a in json.loads(r.stdout)["answers"] for c in a["citations"]]
+        assert citations
+        return citations
+
+    assert invoke("index", str(d), "--index-dir", idx, env=env).exit_code == 0
+    text = md.read_text(encoding="utf-8")  # the default: offsets index the file as Path.read_text reads it
+    for c in ask():
+        assert text[c["quote_start"] : c["quote_end"]] == c["quote"]
+    r = invoke("index", str(d), "--index-dir", idx, env={**env, "RAG_MARKDOWN_RENDERED": "true"})
+    assert r.exit_code == 0 and "1 changed" in r.output, r.output  # the setting changed: re-extracted
+    index = load_index(Path(idx), Settings(_env_file=None), check_settings=False)
+    rendered = index.documents["beta.md"].text  # what GET /documents/beta.md returns
+    assert rendered == "Beta\n\nBeta Ltd refines gallium in Perth since 2019.\n"
+    for c in ask():
+        assert rendered[c["quote_start"] : c["quote_end"]] == c["quote"] and "**" not in c["quote"]
+
+
 def test_help_teaches():
     r = invoke("--help")
     assert r.exit_code == 0 and "rag ask" in r.output

@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 
+from rag.config import Settings
 from rag.extract import Unreadable, extract, format_of, page_at
 from rag.extract.pdf import join_pages, unwrap
 from tests.docfiles import NEWS_HTML, encrypt_pdf, make_docx, make_pdf
@@ -22,7 +23,7 @@ PAGE_2 = ["Opposition", "The gallium levy was opposed by the Japanese trade mini
 def test_format_is_chosen_by_extension_case_insensitively():
     assert [format_of(n) for n in ("a.TXT", "b.md", "c.Pdf", "d.htm", "e.html", "f.docx", "g.doc", "h")] == [
         "text",
-        "markdown",
+        "text",  # a .md file is read as a .txt file is, unless markdown_rendered (RAG_MARKDOWN_RENDERED)
         "pdf",
         "html",
         "html",
@@ -194,6 +195,19 @@ x = 1
 
 <div class="note">raw html</div>
 """
+
+
+def test_markdown_rendered_is_opt_in_and_has_its_own_extractor_id():
+    assert Settings(_env_file=None).markdown_rendered is False
+    assert [format_of(n, markdown_rendered=True) for n in ("b.md", "B.MD", "a.txt", "c.pdf")] == [
+        "markdown",
+        "markdown",
+        "text",
+        "pdf",
+    ]
+    raw, rendered = extract(MARKDOWN.encode(), format_of("n.md")), extract(MARKDOWN.encode(), "markdown")
+    assert raw.text == MARKDOWN and raw.extractor == "text/1"  # as Path.read_text reads it
+    assert rendered.extractor != raw.extractor  # so switching the setting re-extracts the file
 
 
 def test_markdown_is_indexed_as_the_rendered_page_reads():

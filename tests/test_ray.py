@@ -105,6 +105,26 @@ def test_replicas_without_ray_is_refused():
     assert result.exit_code == 1 and "--replicas needs --ray" in result.output
 
 
+def test_a_ray_reading_task_reads_markdown_as_the_setting_says(tmp_path):
+    import pickle
+
+    from rag.scale.ray_index import _read_batch
+
+    (tmp_path / "b.md").write_text("# Beta\n\n**Beta Ltd** refines gallium.\n", encoding="utf-8")
+    path = str(tmp_path / "b.md")
+    batch = {
+        "k": np.array([0, 1]),
+        "path": np.array([path, path], dtype=object),
+        "doc_id": np.array(["b.md", "b.md"], dtype=object),
+        "known_sha": np.array(["", ""], dtype=object),
+        "known_ext": np.array(["", ""], dtype=object),
+        "markdown_rendered": np.array([False, True]),
+    }
+    raw, rendered = (pickle.loads(r) for r in _read_batch(batch, None)["result"])
+    assert raw.text == (tmp_path / "b.md").read_text(encoding="utf-8") and raw.extractor == "text/1"
+    assert rendered.text == "Beta\n\nBeta Ltd refines gallium.\n" and rendered.extractor.startswith("markdown/1 ")
+
+
 # ------------------------------------------------------------------------------------------- local Ray
 @pytest.mark.slow
 def test_ray_index_equals_the_single_process_index(local_ray, seed_index_dir, settings_factory, tmp_path):

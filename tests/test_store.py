@@ -70,6 +70,53 @@ def test_reindex_skips_unchanged_and_handles_changed_and_removed(corpus, tmp_pat
     assert "batteries" in data.documents["a.txt"].text
 
 
+MARKDOWN = "# Beta\n\n**Beta Ltd** refines *gallium* in [Perth](https://example.com/perth) since 2019.\n"
+
+
+def test_markdown_is_indexed_as_read_by_default_and_rendered_only_when_asked(
+    tmp_path, settings_factory, embedder, monkeypatch
+):
+    import rag.corpus
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "a.txt").write_text("Alpha Corp makes magnets in Ohio.", encoding="utf-8")
+    (d / "b.md").write_text(MARKDOWN, encoding="utf-8")
+    raw = (d / "b.md").read_text(encoding="utf-8")
+    calls: list[str] = []
+    real_extract = rag.corpus.extract
+    monkeypatch.setattr(rag.corpus, "extract", lambda data, fmt: calls.append(fmt) or real_extract(data, fmt))
+    idx = tmp_path / "idx"
+
+    def build(**kw):
+        calls.clear()
+        s = settings_factory(index_dir=idx, **kw)
+        report = build_index([d], s, idx, embedder)
+        data = load_index(idx, s)
+        for c in data.chunks:  # offsets index the document's text as indexed
+            assert data.documents[c.doc_id].text[c.start : c.end] == c.text
+        extractor = json.loads((files_of(idx) / "manifest.json").read_text())["documents"]["b.md"]["extractor"]
+        return report, data.documents["b.md"].text, extractor
+
+    # the default: a .md file is indexed as Path.read_text reads it, exactly as a .txt file is
+    report, text, extractor = build()
+    assert text == raw and extractor == "text/1" and sorted(calls) == ["text", "text"]
+    assert set(report.added) == {"a.txt", "b.md"}
+    # unchanged: nothing extracted again
+    report, text, _ = build()
+    assert calls == [] and set(report.unchanged) == {"a.txt", "b.md"}
+    # the opt-in: the rendered text, under another extractor id, so the .md file (only) is re-extracted
+    report, text, extractor = build(markdown_rendered=True)
+    assert calls == ["markdown"] and report.changed == ("b.md",) and report.unchanged == ("a.txt",)
+    assert text == "Beta\n\nBeta Ltd refines gallium in Perth since 2019.\n"
+    assert extractor.startswith("markdown/1 markdown-it-py ")
+    report, _, _ = build(markdown_rendered=True)
+    assert calls == [] and set(report.unchanged) == {"a.txt", "b.md"}
+    # and back: the file's text again
+    report, text, extractor = build()
+    assert calls == ["text"] and report.changed == ("b.md",) and text == raw and extractor == "text/1"
+
+
 def test_interrupted_build_leaves_previous_index(corpus, tmp_path, settings_factory, embedder):
     idx = tmp_path / "idx"
     s = settings_factory(index_dir=idx)

@@ -2,9 +2,10 @@
 
 One function per format, chosen by file extension (:data:`FORMATS`):
 
-- ``text`` (``.txt``): UTF-8 as ``Path.read_text`` reads it; UTF-16/32 with a byte order mark and
+- ``text`` (``.txt``, ``.md``): UTF-8 as ``Path.read_text`` reads it; UTF-16/32 with a byte order mark and
   legacy 8-bit encodings (cp1252, latin-1, ...) are decoded too, the latter found by charset-normalizer;
-- ``markdown`` (``.md``; markdown-it-py): the text the rendered page shows, decoded as ``text``;
+- ``markdown`` (``.md`` only with ``markdown_rendered``, setting ``RAG_MARKDOWN_RENDERED``; markdown-it-py):
+  the text the rendered page shows, decoded as ``text``;
 - ``pdf`` (pypdfium2): the text layer, page by page, with each page's start offset recorded for citations;
 - ``html`` (lxml): the visible main text, without scripts, menus, banners, headers and footers;
 - ``docx`` (python-docx): paragraphs, headings and table cells in document order.
@@ -25,12 +26,15 @@ from typing import Literal
 Format = Literal["text", "markdown", "pdf", "html", "docx"]
 FORMATS: dict[str, Format] = {
     ".txt": "text",
-    ".md": "markdown",
+    ".md": "text",
     ".pdf": "pdf",
     ".html": "html",
     ".htm": "html",
     ".docx": "docx",
 }
+# The formats that differ with ``markdown_rendered`` (Settings.markdown_rendered): a different format, so a
+# different extractor id, so switching the setting re-extracts these files.
+RENDERED: dict[str, Format] = {".md": "markdown"}
 # Bump when an extractor's output changes, so that `rag index` re-extracts files it has already read.
 EXTRACT_VERSION = 1
 
@@ -56,10 +60,17 @@ class Unreadable(Exception):
         self.reason, self.kind = reason, kind
 
 
-def format_of(name: str) -> Format | None:
-    """The format of a file name by its extension (case-insensitive), or None when it is not read."""
+def format_of(name: str, markdown_rendered: bool = False) -> Format | None:
+    """The format of a file name by its extension (case-insensitive), or None when it is not read.
+
+    A ``.md`` file is ``text`` (read as a ``.txt`` file is), or ``markdown`` with ``markdown_rendered``."""
     dot = name.rfind(".")
-    return FORMATS.get(name[dot:].lower()) if dot >= 0 else None
+    if dot < 0:
+        return None
+    suffix = name[dot:].lower()
+    if markdown_rendered and suffix in RENDERED:
+        return RENDERED[suffix]
+    return FORMATS.get(suffix)
 
 
 @functools.cache

@@ -1,5 +1,6 @@
 """Markdown: the text a reader of the rendered page sees, parsed by markdown-it-py (CommonMark, with GFM tables
-and strikethrough), not by regexes.
+and strikethrough), not by regexes. Opt-in (``Settings.markdown_rendered``, ``RAG_MARKDOWN_RENDERED``): by default
+a ``.md`` file is indexed as ``Path.read_text`` reads it, like a ``.txt`` file, and offsets index the file.
 
 Emphasis marks, link targets, image URLs, raw HTML tags and escapes go; link texts, image alt texts, inline
 code and code blocks stay. Each block (heading, paragraph, code block) is followed by a blank line, list items

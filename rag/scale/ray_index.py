@@ -65,10 +65,13 @@ def quiet_data(ray: Any, progress: bool) -> None:
 def _read_batch(batch: dict[str, np.ndarray], max_bytes: int | None) -> dict[str, np.ndarray]:
     """A Ray task: read the batch's files; each result pickled (a Document, Unchanged, or (reason, kind))."""
     out = []
-    for path, doc_id, k_sha, k_ext in zip(batch["path"], batch["doc_id"], batch["known_sha"], batch["known_ext"]):
+    rows = zip(batch["path"], batch["doc_id"], batch["known_sha"], batch["known_ext"], batch["markdown_rendered"])
+    for path, doc_id, k_sha, k_ext, rendered in rows:
         known = (k_sha or None, k_ext or None) if (k_sha or k_ext) else None
         try:
-            got: object = read_file(Path(path), str(doc_id), max_bytes=max_bytes, known_as=known)
+            got: object = read_file(
+                Path(path), str(doc_id), max_bytes=max_bytes, known_as=known, markdown_rendered=bool(rendered)
+            )
         except Unreadable as exc:
             got = (exc.reason, exc.kind)
         out.append(pickle.dumps(got))
@@ -77,11 +80,13 @@ def _read_batch(batch: dict[str, np.ndarray], max_bytes: int | None) -> dict[str
 
 def ray_reader(ray: Any, plan: RayPlan) -> Callable[[Sequence[ReadJob], int | None, bool], list[ReadResult]]:
     """A ``read`` for :func:`rag.store.build_index`: PDF, HTML and Word files are extracted in Ray tasks; plain
-    text and Markdown files are read here (decoding a text file costs microseconds; shipping it to a Ray task and its text
-    back costs more than that)."""
+    text and Markdown files (as read or, with ``markdown_rendered``, rendered) are read here (decoding a text file
+    costs microseconds; shipping it to a Ray task and its text back costs more than that)."""
 
     def read(jobs: Sequence[ReadJob], max_bytes: int | None, progress: bool) -> list[ReadResult]:
-        here = [k for k, j in enumerate(jobs) if format_of(j.path.name) in (None, "text", "markdown")]
+        here = [
+            k for k, j in enumerate(jobs) if format_of(j.path.name, j.markdown_rendered) in (None, "text", "markdown")
+        ]
         results: list[ReadResult | None] = [None] * len(jobs)
         for k, got in zip(here, read_files([jobs[k] for k in here], max_bytes, False)):
             results[k] = got
@@ -108,6 +113,7 @@ def _read_on_ray(
                 "doc_id": job.doc_id,
                 "known_sha": sha or "",
                 "known_ext": ext or "",
+                "markdown_rendered": job.markdown_rendered,
             }
         )
     quiet_data(ray, progress=False)  # the reading bar would flash by; the embedding bar is the long one
