@@ -67,14 +67,16 @@ def make_folder(root: Path) -> Path:
 def test_unreadable_files_are_named_and_counted_and_the_scan_goes_on(tmp_path, monkeypatch, caplog):
     folder = make_folder(tmp_path / "docs")
     (folder / "secret.txt").write_text("Readable only by its owner.", encoding="utf-8")
-    real_read_bytes = Path.read_bytes
+    import rag.corpus
 
-    def read_bytes(self: Path) -> bytes:  # root ignores file modes, so a permission error is simulated
-        if self.name == "secret.txt":
+    real_read = rag.corpus.read_checked
+
+    def read_checked(path: Path, **kw):  # root ignores file modes, so a permission error is simulated
+        if Path(path).name == "secret.txt":
             raise PermissionError(13, "Permission denied")
-        return real_read_bytes(self)
+        return real_read(path, **kw)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(rag.corpus, "read_checked", read_checked)
     with caplog.at_level("WARNING", logger="rag"):
         scan = scan_corpus([folder], max_bytes=1_000_000)
     assert sorted(d.doc_id for d in scan.documents) == [

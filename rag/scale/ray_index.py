@@ -16,6 +16,7 @@ node (one machine, or a shared file system), and ``rag`` installed there.
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import warnings
@@ -29,6 +30,7 @@ import numpy as np
 from rag.config import Settings
 from rag.corpus import ReadJob, ReadResult, Unchanged, known_as, read_file, read_files
 from rag.extract import Unreadable, format_of
+from rag.safe_open import FileId
 from rag.scale.runtime import LOCAL, cluster_cpus, quiet_ray, start_ray
 from rag.store import BuildReport, build_index
 
@@ -65,12 +67,25 @@ def quiet_data(ray: Any, progress: bool) -> None:
 def _read_batch(batch: dict[str, np.ndarray], max_bytes: int | None) -> dict[str, np.ndarray]:
     """A Ray task: read the batch's files; each result pickled (a Document, Unchanged, or (reason, kind))."""
     out = []
-    rows = zip(batch["path"], batch["doc_id"], batch["known_sha"], batch["known_ext"], batch["markdown_rendered"])
-    for path, doc_id, k_sha, k_ext, rendered in rows:
+    rows = zip(
+        batch["path"],
+        batch["doc_id"],
+        batch["known_sha"],
+        batch["known_ext"],
+        batch["markdown_rendered"],
+        batch["file_id"],
+    )
+    for path, doc_id, k_sha, k_ext, rendered, file_id in rows:
         known = (k_sha or None, k_ext or None) if (k_sha or k_ext) else None
+        expect = FileId(*json.loads(file_id)) if file_id else None
         try:
             got: object = read_file(
-                Path(path), str(doc_id), max_bytes=max_bytes, known_as=known, markdown_rendered=bool(rendered)
+                Path(path),
+                str(doc_id),
+                max_bytes=max_bytes,
+                known_as=known,
+                markdown_rendered=bool(rendered),
+                expect=expect,
             )
         except Unreadable as exc:
             got = (exc.reason, exc.kind)
@@ -109,11 +124,12 @@ def _read_on_ray(
         items.append(
             {
                 "k": k,
-                "path": str(job.path.resolve()),
+                "path": str(job.path.absolute()),  # not resolved: read_file checks the link the scan saw
                 "doc_id": job.doc_id,
                 "known_sha": sha or "",
                 "known_ext": ext or "",
                 "markdown_rendered": job.markdown_rendered,
+                "file_id": json.dumps(list(job.file_id)) if job.file_id is not None else "",
             }
         )
     quiet_data(ray, progress=False)  # the reading bar would flash by; the embedding bar is the long one

@@ -1,0 +1,179 @@
+"""Hostile files (issue 25): what is opened is checked, not the path; nothing outside the corpus, no hang."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.corpus import read_files, scan_corpus
+
+SECRET = "The vault code is 4711."
+
+
+def _corpus(tmp_path: Path) -> tuple[Path, Path]:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(SECRET, encoding="utf-8")
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("Gallium is refined in Perth.", encoding="utf-8")
+    (root / "b.txt").write_text("Germanium is refined in Hobart.", encoding="utf-8")
+    (root / "sub" / "c.txt").write_text("Indium is refined in Darwin.", encoding="utf-8")
+    (root / "link.txt").symlink_to(root / "a.txt")  # inside the corpus: allowed
+    return root, outside
+
+
+def _swapping(swap):
+    """A ``read`` for scan_corpus that swaps files between the scan and the read (the race, made certain)."""
+
+    def read(jobs, max_bytes, progress):
+        swap()
+        return read_files(jobs, max_bytes, progress)
+
+    return read
+
+
+def _texts(scan) -> str:
+    return "\n".join(d.text for d in scan.documents)
+
+
+def test_a_file_swapped_for_a_symlink_out_of_the_corpus_after_the_scan_is_not_read(tmp_path, caplog):
+    root, outside = _corpus(tmp_path)
+
+    def swap() -> None:
+        (root / "b.txt").unlink()
+        (root / "b.txt").symlink_to(outside / "secret.txt")
+
+    with caplog.at_level("WARNING", logger="rag"):
+        scan = scan_corpus([root], read=_swapping(swap))
+    assert SECRET not in _texts(scan)
+    assert sorted(d.doc_id for d in scan.documents) == ["a.txt", "link.txt", "sub/c.txt"]
+    assert [doc_id for doc_id, _ in scan.skipped] == ["b.txt"]
+    assert any(r.getMessage().startswith("skipped b.txt: ") for r in caplog.records)
+
+
+def test_an_allowed_link_repointed_out_of_the_corpus_after_the_scan_is_not_read(tmp_path):
+    root, outside = _corpus(tmp_path)
+
+    def swap() -> None:
+        (root / "link.txt").unlink()
+        (root / "link.txt").symlink_to(outside / "secret.txt")
+
+    scan = scan_corpus([root], read=_swapping(swap))
+    assert SECRET not in _texts(scan)
+    assert [doc_id for doc_id, _ in scan.skipped] == ["link.txt"]
+    assert "replaced after the scan" in scan.skipped[0][1]
+
+
+def test_a_folder_swapped_for_a_symlink_out_of_the_corpus_after_the_scan_is_not_read(tmp_path):
+    root, outside = _corpus(tmp_path)
+    (outside / "c.txt").write_text(SECRET, encoding="utf-8")
+
+    def swap() -> None:
+        (root / "sub").rename(tmp_path / "old-sub")
+        (root / "sub").symlink_to(outside, target_is_directory=True)
+
+    scan = scan_corpus([root], read=_swapping(swap))
+    assert SECRET not in _texts(scan)
+    assert [doc_id for doc_id, _ in scan.skipped] == ["sub/c.txt"]
+
+
+def _unblock_fifo_later(path: Path, after_s: float) -> threading.Thread:
+    """Open the FIFO's writing end after ``after_s`` (so code that blocks on it ends, and the test with it)."""
+
+    def run() -> None:
+        time.sleep(after_s)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+        except OSError:
+            pass  # no reader waiting: nothing blocked
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_fifo_swapped_in_after_the_scan_never_blocks_the_read(tmp_path):
+    root, _ = _corpus(tmp_path)
+    fifo = root / "b.txt"
+
+    def swap() -> None:
+        fifo.unlink()
+        os.mkfifo(fifo)
+        _unblock_fifo_later(fifo, 8.0)  # only old code that blocks on the FIFO needs this
+
+    t0 = time.monotonic()
+    scan = scan_corpus([root], read=_swapping(swap))
+    assert time.monotonic() - t0 < 5.0
+    assert dict(scan.skipped)["b.txt"].startswith(("a FIFO", "it was replaced"))
+    assert sorted(d.doc_id for d in scan.documents) == ["a.txt", "link.txt", "sub/c.txt"]
+
+
+def test_fifos_sockets_and_unreadable_folders_met_in_the_scan_are_named_and_counted(tmp_path, monkeypatch, caplog):
+    root, _ = _corpus(tmp_path)
+    os.mkfifo(root / "pipe.txt")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "talk.md"))
+    (root / "locked").mkdir()
+    (root / "locked" / "inside.txt").write_text("Never listed.", encoding="utf-8")
+    real_scandir = os.scandir
+
+    def scandir(path):  # root ignores file modes, so an unreadable folder is simulated
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    try:
+        with caplog.at_level("WARNING", logger="rag"):
+            scan = scan_corpus([root])
+    finally:
+        sock.close()
+    skipped = dict(scan.skipped)
+    assert skipped["pipe.txt"] == "a FIFO (named pipe), not a regular file"
+    assert skipped["talk.md"] == "a socket, not a regular file"
+    assert skipped["locked"].startswith("a folder that cannot be read (Permission denied)")
+    assert len(scan.skipped) == 3
+    lines = sorted(r.getMessage() for r in caplog.records)
+    assert [line.split(":")[0] for line in lines] == ["skipped locked", "skipped pipe.txt", "skipped talk.md"]
+    assert "3 skipped" in scan.summary()
+
+
+def test_a_symlink_to_a_hidden_file_inside_the_corpus_is_left_out(tmp_path):
+    root, _ = _corpus(tmp_path)
+    (root / ".private").mkdir()
+    (root / ".private" / "keys.txt").write_text(SECRET, encoding="utf-8")
+    (root / ".env.txt").write_text(SECRET, encoding="utf-8")
+    (root / "keys.txt").symlink_to(root / ".private" / "keys.txt")
+    (root / "env.txt").symlink_to(root / ".env.txt")
+    scan = scan_corpus([root])
+    assert SECRET not in _texts(scan)
+    assert dict(scan.skipped) == {
+        "env.txt": "a symlink to a hidden file (hidden files are left out)",
+        "keys.txt": "a symlink to a hidden file (hidden files are left out)",
+    }
+
+
+def test_a_link_to_a_device_is_not_read_even_when_external_links_are_followed(tmp_path):
+    root, _ = _corpus(tmp_path)
+    (root / "zero.txt").symlink_to("/dev/zero")
+    t0 = time.monotonic()
+    scan = scan_corpus([root], follow_external_symlinks=True, max_bytes=10_000_000)
+    assert time.monotonic() - t0 < 5.0
+    assert dict(scan.skipped)["zero.txt"] == "a symlink to a device, not a regular file"
+
+
+def test_reading_is_bounded_by_the_limit(tmp_path):
+    from rag.safe_open import TooLarge, read_checked
+
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x" * 100)
+    assert read_checked(path, limit=100)[0] == b"x" * 100
+    with pytest.raises(TooLarge):
+        read_checked(path, limit=99)
