@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 from rag.config import Settings
 from rag.corpus import sha256_text
-from rag.digests import sha256_file
+from rag.extract.plain import universal_newlines
 from rag.manifest import DocumentInfo
+from rag.safe_open import read_checked, sha256_checked
 from rag.store import IndexData, update_command
 
 
@@ -31,9 +32,10 @@ class Staleness(NamedTuple):
 def _same_content(path: Path, info: DocumentInfo) -> bool:
     """Does the file still hold what was indexed? Its bytes' hash when recorded, else its UTF-8 text's."""
     try:
-        if info.file_sha256 is not None:
-            return sha256_file(path) == info.file_sha256
-        return sha256_text(path.read_text(encoding="utf-8")) == info.sha256
+        if info.file_sha256 is not None:  # opened, then checked: a FIFO or a device put there is "changed"
+            return sha256_checked(path, follow=True) == info.file_sha256
+        text = universal_newlines(read_checked(path, follow=True)[0].decode("utf-8"))  # as Path.read_text reads it
+        return sha256_text(text) == info.sha256
     except (OSError, UnicodeDecodeError):
         return False
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import IndexCorrupt, IndexWriteError
+from rag.safe_open import NotSafe, TooLarge, open_checked, read_checked, read_fd
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 PREFIX = "gen-"
 _NAME = re.compile(r"gen-(\d{6,})-[A-Za-z0-9_]+")
+MAX_POINTER_BYTES = 4096  # CURRENT holds one generation name
+MAX_MANIFEST_BYTES = 1 << 30  # ~3 million documents; beyond it a manifest is damage, not an index
 WRITE_FIX = "Choose another --index-dir or RAG_INDEX_DIR, check permissions and free space."
 
 
@@ -63,10 +66,15 @@ def is_generation_name(name: str) -> bool:
 
 
 def _read_pointer(index_dir: Path) -> str | None:
-    try:
-        text = (index_dir / POINTER).read_text(encoding="utf-8")
+    try:  # opened, then checked: a FIFO or a link to /dev/zero put there can neither block nor fill memory
+        text = read_checked(index_dir / POINTER, limit=MAX_POINTER_BYTES)[0].decode("utf-8")
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except NotSafe as exc:
+        raise IndexCorrupt(
+            f"The index pointer {index_dir / POINTER} is damaged ({exc.reason}). Run `rag index` "
+            f"with --index-dir {index_dir} to repair it."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
         raise IndexCorrupt(f"The index in {index_dir} cannot be read ({why}). Check its permissions.") from None
@@ -121,10 +129,15 @@ def reading(gen: Generation) -> Iterator[bytes]:
     :class:`FileNotFoundError` never: a missing manifest of a current generation is the caller's damage.
     """
     path = gen.path / MANIFEST
-    try:
-        fd = os.open(path, os.O_RDONLY)
+    try:  # opened, then checked: a regular file (no FIFO to block on, no link to a device), of bounded size
+        fd, st = open_checked(path)
     except FileNotFoundError:
         raise GenerationGone(gen.ident) from None
+    except NotSafe as exc:
+        raise IndexCorrupt(
+            f"The index manifest {path} is damaged ({exc.reason}). Run `rag index` with --index-dir "
+            f"{gen.index_dir} to repair it."
+        ) from None
     except OSError as exc:
         raise IndexCorrupt(
             f"The index manifest {path} cannot be read ({exc.strerror or exc}). Check its permissions."
@@ -133,10 +146,14 @@ def reading(gen: Generation) -> Iterator[bytes]:
         _flock(fd, shared=True)
         if os.fstat(fd).st_nlink == 0:  # removed while we waited for the lock
             raise GenerationGone(gen.ident)
-        chunks = []
-        while block := os.read(fd, 1 << 20):
-            chunks.append(block)
-        yield b"".join(chunks)
+        try:
+            raw = read_fd(fd, MAX_MANIFEST_BYTES)
+        except TooLarge as exc:
+            raise IndexCorrupt(
+                f"The index manifest {path} is damaged (over {exc.limit // 2**20} MiB). Run `rag index` with "
+                f"--index-dir {gen.index_dir} to repair it."
+            ) from None
+        yield raw
     finally:
         os.close(fd)  # releases the lock
 
@@ -246,8 +263,8 @@ def publish(index_dir: Path, name: str) -> None:
 def _remove_if_unread(folder: Path, manifest: Path, remove: Callable[[], None]) -> bool:
     """Run ``remove`` unless a reader holds ``manifest`` (no manifest: nobody can be reading it)."""
     try:
-        fd = os.open(manifest, os.O_RDONLY)
-    except FileNotFoundError:
+        fd, _ = open_checked(manifest)
+    except (FileNotFoundError, NotSafe):  # none, or not a regular file (a FIFO): no reader can hold it
         remove()
         return True
     except OSError:
@@ -265,7 +282,7 @@ def _remove_if_unread(folder: Path, manifest: Path, remove: Callable[[], None]) 
 def _listed(manifest: Path) -> list[str]:
     """The file names a (legacy) manifest lists, when it can be read: plain names only."""
     try:
-        files = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
+        files = json.loads(read_checked(manifest, limit=MAX_MANIFEST_BYTES)[0].decode("utf-8")).get("files", {})
     except (OSError, ValueError, AttributeError):
         return []
     return [n for n in files if isinstance(n, str) and n and "/" not in n and "\\" not in n and n not in (".", "..")]

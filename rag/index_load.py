@@ -18,12 +18,13 @@ import numpy as np
 from pydantic import ValidationError
 
 from rag.config import Settings
-from rag.digests import sha256_file
 from rag.errors import CorpusError, IndexCorrupt, IndexMismatch, IndexMissing
 from rag.generations import MANIFEST, Generation, GenerationGone, reading, resolve
 from rag.manifest import FORMAT_VERSION, DocumentInfo, Manifest
 from rag.reader.spans import Lexicon, lexicon_from_json
 from rag.retrieval import BM25_FILES, BM25Retriever, DenseRetriever
+from rag.safe_open import NotSafe
+from rag.safe_open import sha256_checked as sha256_file  # opened, then checked: regular files only
 from rag.types import Chunk, Document, Span
 from rag.vector_index import IVF_MIN_POINTS_PER_LIST, configure, ivf_nlist_for, read_faiss, rerank_factor
 
@@ -288,10 +289,12 @@ def _load_generation(
     # the required files, and the optional ones this index has (BM25, absent from indexes written before it)
     for name in dict.fromkeys([*ARTEFACTS, *manifest.files]):
         path = folder / name
-        if not path.is_file():
-            raise IndexCorrupt(f"The index in {index_dir} is incomplete: {name} is missing. {hint}")
         try:
             digest = sha256_file(path)
+        except FileNotFoundError:
+            raise IndexCorrupt(f"The index in {index_dir} is incomplete: {name} is missing. {hint}") from None
+        except NotSafe as exc:
+            raise IndexCorrupt(f"The index file {path} is damaged ({exc.reason}). {hint}") from None
         except OSError as exc:
             raise IndexCorrupt(
                 f"The index file {path} cannot be read ({exc.strerror or exc}). Check its permissions, or rebuild it with {rebuild}."

@@ -10,6 +10,7 @@ scan saw when one is expected, and no larger than the bound. Only then are its b
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -107,3 +108,13 @@ def read_checked(
         return read_fd(fd, limit), st
     finally:
         os.close(fd)
+
+
+def sha256_checked(path: Path | str, *, follow: bool = False) -> str:
+    """The sha256 of the regular file at ``path`` (see :func:`open_checked`), read in blocks."""
+    fd, _ = open_checked(path, follow=follow)
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()

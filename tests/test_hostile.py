@@ -83,16 +83,19 @@ def test_a_folder_swapped_for_a_symlink_out_of_the_corpus_after_the_scan_is_not_
     assert [doc_id for doc_id, _ in scan.skipped] == ["sub/c.txt"]
 
 
-def _unblock_fifo_later(path: Path, after_s: float) -> threading.Thread:
-    """Open the FIFO's writing end after ``after_s`` (so code that blocks on it ends, and the test with it)."""
+def _unblock_fifo_later(path: Path, after_s: float, for_s: float = 30.0) -> threading.Thread:
+    """From ``after_s`` on, keep opening the FIFO's writing end (for ``for_s`` at most), so that code blocking
+    on it (the old code) ends, and the test with it: new code never waits for this."""
 
     def run() -> None:
         time.sleep(after_s)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            os.close(fd)
-        except OSError:
-            pass  # no reader waiting: nothing blocked
+        end = time.monotonic() + for_s
+        while time.monotonic() < end and os.path.lexists(path):
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass  # no reader waiting: nothing blocked
+            time.sleep(0.05)
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -177,3 +180,110 @@ def test_reading_is_bounded_by_the_limit(tmp_path):
     assert read_checked(path, limit=100)[0] == b"x" * 100
     with pytest.raises(TooLarge):
         read_checked(path, limit=99)
+
+
+# --------------------------------------------------------------------------------------------- index files
+@pytest.fixture()
+def small_index(tmp_path, settings_factory, embedder):
+    from rag.store import build_index
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "a.txt").write_text("Gallium is refined in Perth. It is used in chips.", encoding="utf-8")
+    (root / "b.txt").write_text("Germanium is refined in Hobart. It is used in optics.", encoding="utf-8")
+    idx = tmp_path / "index"
+    settings = settings_factory(index_dir=idx, corpus_dir=root)
+    build_index([root], settings, idx, embedder)
+    return root, idx, settings
+
+
+def _timed(fn, limit_s: float):
+    """Run ``fn`` and return (what it returned or raised, seconds taken)."""
+    t0 = time.monotonic()
+    try:
+        got = fn()
+    except Exception as exc:  # noqa: BLE001 - the test looks at what was raised
+        got = exc
+    return got, time.monotonic() - t0
+
+
+def test_a_manifest_that_is_a_fifo_is_damage_at_once_and_rag_index_recovers(small_index, embedder):
+    from rag.errors import IndexCorrupt
+    from rag.generations import MANIFEST, files_of
+    from rag.store import build_index, load_index
+
+    root, idx, settings = small_index
+    manifest = files_of(idx) / MANIFEST
+    manifest.unlink()
+    os.mkfifo(manifest)
+    _unblock_fifo_later(manifest, 8.0)  # only old code that blocks on the FIFO needs this
+    got, took = _timed(lambda: load_index(idx, settings), 5.0)
+    assert took < 5.0 and isinstance(got, IndexCorrupt), (got, took)
+    assert "not a regular file" in str(got) and "rag index" in str(got)
+    _unblock_fifo_later(manifest, 8.0)
+    got, took = _timed(lambda: build_index([root], settings, idx, embedder), 60.0)
+    assert not isinstance(got, Exception), got
+    assert took < 8.0
+    assert set(load_index(idx, settings).documents) == {"a.txt", "b.txt"}
+
+
+def test_a_pointer_that_is_a_fifo_is_damage_at_once_and_rag_index_repairs_it(small_index, embedder):
+    from rag.errors import IndexCorrupt
+    from rag.generations import POINTER
+    from rag.store import build_index, load_index
+
+    root, idx, settings = small_index
+    (idx / POINTER).unlink()
+    os.mkfifo(idx / POINTER)
+    _unblock_fifo_later(idx / POINTER, 8.0)
+    got, took = _timed(lambda: load_index(idx, settings), 5.0)
+    assert took < 5.0 and isinstance(got, IndexCorrupt), (got, took)
+    _unblock_fifo_later(idx / POINTER, 8.0)
+    got, took = _timed(lambda: build_index([root], settings, idx, embedder), 60.0)
+    assert not isinstance(got, Exception) and took < 8.0, (got, took)
+    assert set(load_index(idx, settings).documents) == {"a.txt", "b.txt"}
+
+
+_LOAD_IN_A_SMALL_PROCESS = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # old code read /dev/zero until memory ran out
+from rag.config import Settings
+from rag.errors import RagError
+from rag.store import load_index
+try:
+    load_index(Path(sys.argv[1]), Settings(_env_file=None, index_dir=sys.argv[1]))
+except RagError as exc:
+    print("error:", exc)
+"""
+
+
+def test_a_manifest_linked_to_dev_zero_is_damage_at_once_without_filling_memory(small_index):
+    import subprocess
+    import sys
+
+    from rag.generations import MANIFEST, files_of
+
+    _, idx, _ = small_index
+    manifest = files_of(idx) / MANIFEST
+    manifest.unlink()
+    manifest.symlink_to("/dev/zero")
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_A_SMALL_PROCESS, str(idx)], capture_output=True, text=True, timeout=60
+    )
+    assert time.monotonic() - t0 < 30
+    assert out.stdout.startswith("error: The index manifest") and "damaged" in out.stdout, (out.stdout, out.stderr)
+
+
+def test_an_indexed_file_replaced_by_a_fifo_is_reported_changed_without_blocking(small_index):
+    from rag.freshness import stale_documents
+    from rag.store import load_index
+
+    root, idx, settings = small_index
+    documents = load_index(idx, settings).manifest.documents
+    (root / "b.txt").unlink()
+    os.mkfifo(root / "b.txt")
+    _unblock_fifo_later(root / "b.txt", 8.0)
+    got, took = _timed(lambda: stale_documents(documents), 5.0)
+    assert took < 5.0 and got.changed == ("b.txt",), (got, took)
