@@ -22,6 +22,7 @@ from api.deps import ServiceState
 from api.errors import BodyLimitMiddleware, install_error_handlers, unavailable_detail
 from api.reload import manifest_stamp, watch
 from api.routes import router
+from api.slow_clients import BodyTimeoutMiddleware
 from rag import __version__
 from rag.config import Settings, get_settings
 from rag.errors import RagError
@@ -100,6 +101,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, seconds=settings.http_body_timeout_s)
     app.include_router(router)
     return app
 
@@ -139,4 +141,17 @@ def serve(
     """
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, lifespan="on", log_level="info", access_log=access_log)
+    from api.slow_clients import guarded_protocol
+
+    settings = settings or get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="info",
+        access_log=access_log,
+        http=guarded_protocol(settings.http_header_timeout_s),  # type: ignore[arg-type]
+        timeout_keep_alive=settings.http_keep_alive_s,  # type: ignore[arg-type]  # a float works (call_later)
+        limit_concurrency=settings.http_max_connections,
+    )

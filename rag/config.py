@@ -178,6 +178,31 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         30.0, gt=0, description="A question not answered within this many seconds gets 503 with Retry-After."
     )
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A connection's request line and headers must arrive within this many seconds (of its "
+        "opening, or of the previous response on a keep-alive connection), however slowly they trickle in; "
+        "otherwise 408 and the connection is closed.",
+    )
+    http_body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A request's body must arrive within this many seconds of its headers; otherwise 408 "
+        "(JSON detail) and the connection is closed.",
+    )
+    http_keep_alive_s: float = Field(
+        5.0, gt=0, le=3600, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    http_max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Open connections (uvicorn's limit_concurrency); a request beyond them gets 503 at once. "
+        "Keep it under the process's file-descriptor limit (ulimit -n).",
+    )
     api_key: SecretStr | None = Field(
         None,
         description="When set, POST /ask and GET /documents* need the header `Authorization: Bearer <key>` "
