@@ -1,7 +1,8 @@
 """The service's edge: every error becomes JSON ``{"detail": "<what went wrong and how to fix it>"}``.
 
 - invalid bodies: 422, the detail names the field; bodies the JSON parser gives up on (nested too deeply,
-  a number with too many digits, bytes that are not UTF-8) are 422 too, never FastAPI's bare 400;
+  a number with too many digits, bytes that are not UTF-8, UTF-16 and UTF-32 included: Python's JSON parser
+  would read those, :class:`Utf8JsonRoute` does not) are 422 too, never FastAPI's bare 400;
 - bodies over ``Settings.max_request_bytes``: 413 (checked before the body is read when Content-Length is
   given, and while it streams otherwise);
 - no usable index: 503 with how to build one;
@@ -10,13 +11,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -109,6 +112,27 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 # JSONDecodeError: RecursionError (nesting), ValueError (an integer over Python's 4300-digit limit),
 # UnicodeDecodeError (not UTF-8, whatever charset the header declares). No route of ours raises 400.
 _PARSE_FAILED = "There was an error parsing the body"
+
+
+class Utf8Request(Request):
+    """A request whose JSON body must be UTF-8: ``json.loads`` of bytes would also read UTF-16 and UTF-32."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads((await self.body()).decode("utf-8"))  # UnicodeDecodeError: a parse failure
+        return self._json
+
+
+class Utf8JsonRoute(APIRoute):
+    """A route reading JSON bodies as UTF-8 only (what the README promises: anything else is 422)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Any]]:
+        handler = super().get_route_handler()
+
+        async def utf8_handler(request: Request) -> Any:
+            return await handler(Utf8Request(request.scope, request.receive, request._send))
+
+        return utf8_handler
 
 
 def describe_parse_failure(cause: BaseException | None) -> str:

@@ -5,16 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 MAX_QUESTION_CHARS = 1000  # the HTTP limit; the pipeline also enforces Settings.max_question_chars
 MAX_TOP_K = 20
 
+# One definition of "blank", shared by the schema and the check: the characters Python's str.strip removes
+# (which include U+001C-U+001F and U+0085, NEL) and those JSON Schema's ECMAScript \s matches (which include
+# U+FEFF, the byte order mark). Spelled out, since \s means different sets in Python, Rust and ECMAScript.
+BLANK_CHARS = "".join(sorted({chr(c) for c in range(0x3001) if chr(c).isspace()} | {"\ufeff"}))
+_BLANK_CLASS = "".join(f"\\u{ord(c):04x}" for c in BLANK_CHARS)
+NOT_BLANK_PATTERN = f"[^{_BLANK_CLASS}]"  # what the schema says: at least one character that is not blank
+
+
+def strip_blank(v: object) -> object:
+    """Surrounding blank characters (:data:`BLANK_CHARS`) removed from a question."""
+    return v.strip(BLANK_CHARS) if isinstance(v, str) else v
+
+
 Question = Annotated[
     str,
-    # pattern: at least one character that is not whitespace (so the schema, too, says a blank one is invalid)
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS, pattern=r"\S"),
-    Field(description="The question; surrounding whitespace is stripped.", examples=["Who opposed the price floor?"]),
+    # pattern: at least one character that is not blank (so the schema, too, says a blank one is invalid)
+    StringConstraints(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=NOT_BLANK_PATTERN),
+    BeforeValidator(strip_blank),  # runs first (after the constraints here, so the schema keeps the pattern)
+    Field(
+        description="The question; surrounding whitespace (and byte order marks) are stripped.",
+        examples=["Who opposed the price floor?"],
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ from typing import TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Response
 
 from api.deps import IndexDep, PipelineDep, StateDep, require_api_key
+from api.errors import Utf8JsonRoute
 from api.models import AskRequest, AskResponse, DocumentInfo, DocumentText, ErrorResponse, HealthResponse
 from api.page import asset_response
 from rag.errors import InvalidQuestion
@@ -14,7 +15,7 @@ from rag.types import Document
 
 Info = TypeVar("Info", bound=DocumentInfo)
 
-router = APIRouter()
+router = APIRouter(route_class=Utf8JsonRoute)  # JSON bodies are UTF-8 only
 
 
 def utf8_size(text: str) -> int:

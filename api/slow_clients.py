@@ -13,6 +13,8 @@ everyone. Two guards:
   ``body_timeout_s``; otherwise 408 with a JSON ``detail`` and ``Connection: close``.
 
 With ``Settings.http_max_connections`` (uvicorn's ``limit_concurrency``) they bound what stalled clients hold.
+The protocol also answers uvicorn's own 400 for a malformed request (a NUL in the path, a bad Content-Length)
+with a JSON ``detail``, like every other error of the service.
 """
 
 from __future__ import annotations
@@ -94,6 +96,16 @@ def guarded_protocol(header_timeout_s: float) -> type:
             transport = getattr(self, "transport", None)
             if transport is not None and not transport.is_closing():
                 self._arm()  # the next request's headers, on this keep-alive connection
+
+        def send_400_response(self, msg: str) -> None:  # uvicorn's own 400 (a malformed request): JSON too
+            detail = f"Invalid request: malformed HTTP request ({msg})."
+            body = json.dumps({"detail": detail}).encode()
+            self.transport.write(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                + f"content-length: {len(body)}\r\n\r\n".encode("ascii")
+                + body
+            )
+            self.transport.close()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()

@@ -103,3 +103,22 @@ def test_a_slow_but_steady_client_is_still_cut_at_the_deadline(server):
         got, closed_now = _recv_all(s, time.monotonic() + 3)
         assert closed or closed_now
         assert time.monotonic() - t0 < 8.0
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /health\x00 HTTP/1.1\r\nHost: x\r\n\r\n",  # a NUL in the path
+        b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n",  # a bad Content-Length
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+)
+def test_malformed_requests_get_a_json_400(server, request_bytes):
+    port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request_bytes)
+        got, closed = _recv_all(s, time.monotonic() + 5)
+    assert closed and got.startswith(b"HTTP/1.1 400 "), got[:200]
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["detail"].startswith("Invalid request: malformed HTTP request (")
