@@ -108,20 +108,41 @@ class Settings(BaseSettings):
         BUNDLED_MODEL, description="Encoder the learned reader was trained from; supplies its embedding table."
     )
     learned_windows: int = Field(
-        2,
+        3,
         ge=1,
         le=32,
         description="Sentence windows (a sentence and its neighbours) the learned reader reads, best first by the "
-        "sentence ranker. 2 was the best on validation (more windows add distractors and time), see "
+        "sentence ranker. 3 was the best on validation at the speed budget (with the shared-normalisation model "
+        "more windows no longer add distractors; 4 scores the same and costs a third more), see "
         "rag/models/reader/README.md.",
     )
+    learned_neighbours: int = Field(
+        1, ge=0, le=5, description="Sentences on each side of a ranked sentence in a window the learned reader reads."
+    )
+    learned_distinct_windows: bool = Field(
+        True,
+        description="Learned reader: a sentence already inside a chosen window does not get a window of its own "
+        "(the next best sentence does).",
+    )
+    learned_read_headings: bool = Field(
+        False, description="Learned reader: read heading lines (short lines without closing punctuation) too."
+    )
+    learned_guided_windows: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="Learned reader: of the windows read, this many are the sentences of the heuristic reader's "
+        "best answers (it knows answer types: a date for 'when', a name for 'who'); the rest by the ranker.",
+    )
     learned_abstain_threshold: float = Field(
-        0.33,
+        0.07,
         ge=0.0,
         le=1.0,
         description="Learned reader: answers whose calibrated probability of being right is below this are "
-        "withheld. Chosen on validation (half A of squad2-dev-half.json and the gold dev split together, "
-        "by `python eval/calibrate.py`), see rag/models/reader/README.md.",
+        "withheld. The highest threshold that withholds at most 5% of the answers to answerable validation "
+        "questions (split 1 of the off-topic protocol of squad2-dev-half.json, and the gold dev split), by "
+        "`python eval/calibrate.py`: it abstains when the documents do not cover the question, see "
+        "rag/models/reader/README.md.",
     )
     hf_reader_model: str | None = Field(None, description="Local path of a SQuAD-trained QA model (reader=hf).")
     hf_max_length: int = Field(

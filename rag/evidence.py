@@ -169,21 +169,47 @@ def windows_of(
     n: int,
     *,
     neighbours: int = TRAINED_NEIGHBOURS,
+    distinct: bool = False,
+    headings: bool = True,
+    first: Sequence[tuple[str, Span]] = (),
 ) -> list[Window]:
     """The ``n`` best-scored distinct sentence texts (ties: retrieval order), each with ``neighbours``
-    sentences on each side inside its chunk (fewer at a chunk's edge)."""
+    sentences on each side inside its chunk (fewer at a chunk's edge).
+
+    ``distinct``: a sentence that already lies inside a chosen window is not made a window of its own (its
+    window would mostly repeat text already read); the next best sentence is taken instead.
+    ``headings=False``: heading lines (:func:`is_heading`) are not read: never a window's sentence, and cut
+    off a window's edges. A heading names a topic (the ranker has used it through the passage's vector and
+    the neighbours' terms) but rarely states an answer.
+    ``first``: sentences (doc id, span) taken before the ranked order, e.g. where another reader found its
+    best answers.
+    """
     out: list[Window] = []
     seen: set[str] = set()
     if n <= 0:
         return out
-    for i in np.argsort(-scores, kind="stable"):
+    at = {(s.doc_id, s.span): i for i, s in enumerate(sents)}
+    lead = [at[key] for key in dict.fromkeys(first) if key in at]
+    order = lead + [int(i) for i in np.argsort(-scores, kind="stable") if int(i) not in lead]
+    for i in order:
         s = sents[int(i)]
         if s.text in seen:
             continue
+        if distinct and any(w.doc_id == s.doc_id and w.start <= s.span.start and s.span.end <= w.end for w in out):
+            continue
+        if not headings and is_heading(s.text):
+            continue
         seen.add(s.text)
-        spans = chunks[s.chunk_row].sentences
+        chunk = chunks[s.chunk_row]
+        spans = chunk.sentences
         k = next((j for j, sp in enumerate(spans) if sp == s.span), None)
         around = spans[max(0, k - neighbours) : k + neighbours + 1] if k is not None else (s.span,)
+        if not headings:
+            line = lambda sp, c=chunk: c.text[sp.start - c.start : sp.end - c.start]  # noqa: E731
+            while around[0] != s.span and is_heading(line(around[0])):
+                around = around[1:]
+            while around[-1] != s.span and is_heading(line(around[-1])):
+                around = around[:-1]
         out.append(Window(s.doc_id, s.span, float(scores[int(i)]), around[0].start, around[-1].end, tuple(around)))
         if len(out) >= n:
             break
@@ -191,22 +217,47 @@ def windows_of(
 
 
 def select_evidence(
-    query: Query, hits: Sequence[Hit], ranker: SentenceRanker, n: int, *, neighbours: int = TRAINED_NEIGHBOURS
+    query: Query,
+    hits: Sequence[Hit],
+    ranker: SentenceRanker,
+    n: int,
+    *,
+    neighbours: int = TRAINED_NEIGHBOURS,
+    distinct: bool = False,
+    headings: bool = True,
+    first: Sequence[tuple[str, Span]] = (),
 ) -> Evidence:
     """The best ``n`` windows for ``query`` and the places of every retrieved sentence text."""
     sents = ranker.sentences(hits)
     if not sents:
         return Evidence((), {})
     scores = ranker.score(query, sents)
-    windows = windows_of(sents, scores, ranker.index.chunks, n, neighbours=neighbours)
+    windows = windows_of(
+        sents, scores, ranker.index.chunks, n, neighbours=neighbours, distinct=distinct, headings=headings, first=first
+    )
     return Evidence(tuple(windows), sentence_places(sents))
 
 
 def select_windows(
-    query: Query, hits: Sequence[Hit], ranker: SentenceRanker, n: int, *, neighbours: int = TRAINED_NEIGHBOURS
+    query: Query,
+    hits: Sequence[Hit],
+    ranker: SentenceRanker,
+    n: int,
+    *,
+    neighbours: int = TRAINED_NEIGHBOURS,
+    distinct: bool = False,
+    headings: bool = True,
 ) -> list[Window]:
     """The best ``n`` distinct sentences for ``query``, each with its neighbours: what a reader reads."""
     sents = ranker.sentences(hits)
     if not sents:
         return []
-    return windows_of(sents, ranker.score(query, sents), ranker.index.chunks, n, neighbours=neighbours)
+    return windows_of(
+        sents,
+        ranker.score(query, sents),
+        ranker.index.chunks,
+        n,
+        neighbours=neighbours,
+        distinct=distinct,
+        headings=headings,
+    )

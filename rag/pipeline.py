@@ -79,14 +79,15 @@ class Pipeline:
         return Result(query.text, tuple(answers), closest=closest, index_built_at=self.index.built_at), hits
 
     def closest(self, query: Query, hits: Sequence[Hit]) -> tuple[Passage, ...] | None:
-        """The best ``closest_k`` passages read for ``query`` (the evidence stage's windows, best first),
-        shown when there is no answer; empty when nothing was retrieved, None without an evidence stage."""
+        """The best ``closest_k`` passages read for ``query`` (the evidence stage's windows, best first, none
+        inside another and no heading line alone), shown when there is no answer; empty when nothing was
+        retrieved, None without an evidence stage."""
         if self.evidence is None:
             return None
         documents = self.evidence.index.documents
         return tuple(
             Passage(w.doc_id, w.start, w.end, documents[w.doc_id].text[w.start : w.end])
-            for w in select_windows(query, hits, self.evidence, self.closest_k)
+            for w in select_windows(query, hits, self.evidence, self.closest_k, distinct=True, headings=False)
         )
 
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:

@@ -58,7 +58,8 @@ def test_abstaining_shows_the_best_windows_read(request: pytest.FixtureRequest, 
     # exactly the evidence stage's top windows, best first
     q = pipeline.queries([OFF_TOPIC])[0]
     assert pipeline.evidence is not None
-    windows = select_windows(q, pipeline.retriever.retrieve(q, pipeline.retrieve_k), pipeline.evidence, 3)
+    hits = pipeline.retriever.retrieve(q, pipeline.retrieve_k)
+    windows = select_windows(q, hits, pipeline.evidence, 3, distinct=True, headings=False)
     assert [(p.doc_id, p.start, p.end) for p in result.closest] == [(w.doc_id, w.start, w.end) for w in windows]
     body = result.to_dict()
     assert body["answers"] == [] and [c["text"] for c in body["closest"]] == [p.text for p in result.closest]

@@ -183,3 +183,30 @@ def test_select_evidence_gives_the_windows_and_every_place() -> None:
     assert ev.places == sentence_places(ranker.sentences(hits_of(index)))
     empty = select_evidence(q, [], ranker, 2)
     assert empty.windows == () and empty.places == {}
+
+
+def test_distinct_windows_skip_a_sentence_already_read() -> None:
+    index = make_index()
+    doc = index.documents["a.txt"].text
+    sents = collect_sentences(hits_of(index)[:1], {"a.txt": doc})
+    # the two best sentences are neighbours: the second lies inside the first's window
+    scores = np.array([0.0, 0.5, 1.0, 0.9, 0.2], dtype=np.float32)
+    plain = windows_of(sents, scores, index.chunks, 2)
+    distinct = windows_of(sents, scores, index.chunks, 2, distinct=True)
+    assert [texts(doc, [w.center])[0] for w in plain] == [sents[2].text, sents[3].text]
+    assert [w.center for w in distinct] == [sents[2].span, sents[4].span]  # the next sentence not yet read
+    assert distinct[1].start <= sents[4].span.start and distinct[1].end >= sents[4].span.end
+
+
+def test_headings_off_never_reads_a_heading_line() -> None:
+    index = make_index()
+    doc = index.documents["a.txt"].text
+    sents = collect_sentences(hits_of(index)[:1], {"a.txt": doc})
+    scores = np.array([1.0, 0.9, 0.5, 0.2, 0.1], dtype=np.float32)  # the heading ranked first
+    with_h = windows_of(sents, scores, index.chunks, 1)
+    without = windows_of(sents, scores, index.chunks, 1, headings=False)
+    assert doc[with_h[0].center.start : with_h[0].center.end] == "Critical minerals outlook"
+    w = without[0]
+    assert doc[w.center.start : w.center.end] == "Ministers met on Monday."
+    assert "Critical minerals outlook" not in doc[w.start : w.end]  # cut off the window's edge
+    assert doc[w.start : w.end].endswith("guarantees for miners.")

@@ -152,3 +152,20 @@ def test_init_from_a_shipped_model_reads_back_its_weights():
     s2, e2, a2 = session.run_arrays(arrays)
     assert np.abs(s.numpy()[0] - s2[0]).max() < 1e-3
     assert np.abs(a.numpy() - a2).max() < 1e-3
+
+
+def test_calibration_uses_the_evidence_answerability_only_when_fitted_with_it(tmp_path):
+    import json
+    import math
+
+    from rag.reader.learned_model import CALIBRATION, Calibration, load_calibration
+
+    old = Calibration(a=0.5, b=-1.0, d=0.4)
+    assert old(0.3, 0.0, 0.8, 0.001) == old(0.3, 0.0, 0.8, 0.999)  # e = 0: the evidence is not read
+    new = Calibration(a=0.5, b=-1.0, d=0.4, e=1.5)
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    z = 0.5 * logit(0.3) + 0.4 * logit(0.8) + 1.5 * logit(0.9) - 1.0
+    assert new(0.3, 0.0, 0.8, 0.9) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert new(0.3, 0.0, 0.8, 0.1) < new(0.3, 0.0, 0.8, 0.9)
+    (tmp_path / CALIBRATION).write_text(json.dumps({"a": 0.5, "b": -1.0, "d": 0.4, "e": 1.5, "model_sha256": "x"}))
+    assert load_calibration(tmp_path, "x") == new

@@ -18,22 +18,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.evidence import select_evidence
+from rag.evidence import Window, select_evidence
 from rag.reader.answers import SpanPrediction, merge_predictions
 from rag.reader.hf import trim
 from rag.reader.learned_model import base_model_path
-from rag.reader.qa_windows import batch_arrays, best_window_spans, encode_windows, load_tokenizer
+from rag.reader.qa_windows import batch_arrays, best_window_spans, encode_windows, load_tokenizer, window_shares
 from rag.retrieval import Query
 from rag.types import Answer, Span
 
 if TYPE_CHECKING:
     from rag.config import Settings
     from rag.evidence import SentenceRanker
+    from rag.reader import Reader
     from rag.reader.learned_model import ReaderSession
     from rag.store import IndexData
 
@@ -98,6 +100,16 @@ def sentence_bounds(sentences: Sequence[Span], start: int, end: int) -> tuple[in
     return min(touched[0].start, start), max(touched[-1].end, end)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What one reading of the windows found, before merging and calibration."""
+
+    preds: list[SpanPrediction]
+    rank_of: dict[tuple[str, int, int], tuple[float, float]]  # place -> (ranking score, window answerability)
+    windows: tuple[Window, ...]
+    answerability: float  # the best window's
+
+
 class LearnedReader:
     def __init__(
         self,
@@ -108,10 +120,21 @@ class LearnedReader:
         *,
         threshold: float,
         windows: int = 4,
+        neighbours: int = 1,
+        distinct: bool = False,
+        headings: bool = True,
+        shared: bool | None = None,
+        guide: Reader | None = None,
+        guided: int = 0,
     ) -> None:
         self.model, self.tokenizer, self.index, self.ranker = model, tokenizer, index, ranker
         self.docs = {d: doc.text for d, doc in index.documents.items()}
         self.threshold, self.windows = threshold, windows
+        self.neighbours, self.distinct, self.headings = neighbours, distinct, headings
+        # another reader (the heuristic one) whose best ``guided`` answers' sentences are read first
+        self.guide, self.guided = guide, guided
+        # spans compared across windows on one scale when the model was trained with shared normalisation
+        self.shared = model.manifest.get("span_normalisation") == "shared" if shared is None else shared
 
     @classmethod
     def from_settings(
@@ -122,6 +145,8 @@ class LearnedReader:
         model: Future[ReaderSession] | None = None,
     ) -> LearnedReader:
         """The reader of ``settings``; ``model``: the model being opened by :func:`preload`."""
+        from rag.reader.heuristic import HeuristicReader
+
         base = Path(base_model_path(settings.reader_base_model))
         return cls(
             model.result() if model is not None else load_model(settings),
@@ -130,17 +155,42 @@ class LearnedReader:
             ranker,
             threshold=settings.learned_abstain_threshold,
             windows=settings.learned_windows,
+            neighbours=settings.learned_neighbours,
+            distinct=settings.learned_distinct_windows,
+            headings=settings.learned_read_headings,
+            guide=HeuristicReader(index, ranker.idf, ranker.default_idf, threshold=0.0, ranker=ranker)
+            if settings.learned_guided_windows
+            else None,
+            guided=settings.learned_guided_windows,
         )
 
-    def predictions(
-        self, query: Query, hits: Sequence, per_window: int = SPANS_PER_WINDOW
-    ) -> tuple[list[SpanPrediction], dict[tuple[str, int, int], tuple[float, float]]]:
-        """Raw-scored span predictions at every place they occur (before merging and calibration), and for
-        each place the ranking score of the sentence window it was read in and that window's answerability."""
-        evidence = select_evidence(query, hits, self.ranker, self.windows)
+    def _guided_sentences(self, query: Query, hits: Sequence) -> list[tuple[str, Span]]:
+        """The sentences holding the guide reader's best answers (read before the ranked ones)."""
+        if self.guide is None or self.guided <= 0:
+            return []
+        out: list[tuple[str, Span]] = []
+        for a in self.guide.read(query, hits, self.guided):
+            c = a.citations[0]
+            out.append((c.doc_id, Span(c.quote_start, c.quote_end)))
+        return out
+
+    def predictions(self, query: Query, hits: Sequence, per_window: int = SPANS_PER_WINDOW) -> Reading:
+        """Raw-scored span predictions at every place they occur (before merging and calibration); for each
+        place the ranking score of the sentence window it was read in and that window's answerability; and
+        the windows read with the best answerability among them."""
+        evidence = select_evidence(
+            query,
+            hits,
+            self.ranker,
+            self.windows,
+            neighbours=self.neighbours,
+            distinct=self.distinct,
+            headings=self.headings,
+            first=self._guided_sentences(query, hits),
+        )
         windows, places = evidence.windows, evidence.places
         if not windows:
-            return [], {}
+            return Reading([], {}, (), 0.0)
         m = self.model
         encs = encode_windows(
             self.tokenizer,
@@ -152,6 +202,7 @@ class LearnedReader:
         )
         start, end, answer = m.run_arrays(batch_arrays(encs))
         p_answer = 1.0 / (1.0 + np.exp(-answer.astype(np.float64)))
+        share = window_shares(start, end, encs) if self.shared else np.ones(len(encs))
         preds: list[SpanPrediction] = []
         rank_of: dict[tuple[str, int, int], tuple[float, float]] = {}
         for r, (w, enc) in enumerate(zip(windows, encs)):
@@ -162,7 +213,7 @@ class LearnedReader:
                 if s >= e or any(s < te and e > ts for ts, te in taken):
                     continue
                 taken.append((s, e))
-                score = float(p_answer[r] * p)
+                score = float(p_answer[r] * p * share[r])
                 qs, qe = sentence_bounds(w.sentences, s, e)
                 preds.append(SpanPrediction(w.doc_id, s, e, qs, qe, score))
                 rank_of.setdefault((w.doc_id, s, e), (w.rank, float(p_answer[r])))
@@ -174,18 +225,25 @@ class LearnedReader:
                             rank_of.setdefault((doc_id, s + shift, e + shift), (w.rank, float(p_answer[r])))
                 if len(taken) >= per_window:
                     break
-        return preds, rank_of
+        return Reading(preds, rank_of, windows, float(p_answer.max()))
 
     def read(self, query: Query, hits: Sequence, top_k: int) -> list[Answer]:
-        preds, rank_of = self.predictions(query, hits)
-        raw = merge_predictions(preds, self.docs, max(top_k, 1) + 2, 0.0)
+        reading = self.predictions(query, hits)
+        rank_of = reading.rank_of
+        raw = merge_predictions(reading.preds, self.docs, max(top_k, 1) + 2, 0.0)
         cal = self.model.calibration
         out = []
         for a in raw:
             seen = [rank_of.get((c.doc_id, c.start, c.end), (0.0, 0.5)) for c in a.citations]
             rank, p_answer = max((r for r, _ in seen), default=0.0), max((p for _, p in seen), default=0.5)
-            score = cal(a.score, rank, p_answer) if cal is not None else a.score
+            score = cal(a.score, rank, p_answer, reading.answerability) if cal is not None else a.score
             if score >= self.threshold:
-                extra = {"raw_score": a.score, "ranker_score": rank, "p_answer": p_answer}
+                extra = {
+                    "raw_score": a.score,
+                    "ranker_score": rank,
+                    "p_answer": p_answer,
+                    "evidence_answerability": reading.answerability,
+                    "windows": [(w.doc_id, w.start, w.end) for w in reading.windows],
+                }
                 out.append(Answer(a.text, score, a.citations, extra))
         return sorted(out, key=lambda a: -a.score)[:top_k]

@@ -65,17 +65,21 @@ def base_tensor(base_dir: Path, name: str = EMBEDDING_TENSOR) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Maps an answer's raw score (and its sentence's ranking score, and the answerability its window got) to
-    the probability that it is right: ``sigmoid(a · logit(raw) + c · rank + d · logit(p_answer) + b)``
-    (logistic regression fitted on validation; Platt scaling when c = d = 0)."""
+    """Maps an answer's raw score (and its sentence's ranking score, the answerability its window got, and
+    the best answerability of all the windows read) to the probability that it is right:
+    ``sigmoid(a · logit(raw) + c · rank + d · logit(p_answer) + e · logit(evidence) + b)`` (logistic
+    regression fitted on validation; Platt scaling when c = d = e = 0)."""
 
     a: float = 1.0
     b: float = 0.0
     c: float = 0.0
     d: float = 0.0
+    e: float = 0.0
 
-    def __call__(self, raw: float, rank: float = 0.0, p_answer: float = 0.5) -> float:
+    def __call__(self, raw: float, rank: float = 0.0, p_answer: float = 0.5, evidence: float = 0.5) -> float:
         z = self.a * _logit(raw) + self.c * float(rank) + self.d * _logit(p_answer) + self.b
+        if self.e:
+            z += self.e * _logit(evidence)
         return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -150,7 +154,13 @@ def load_calibration(path: Path, model_sha256: str) -> Calibration | None:
         data = json.loads(f.read_text(encoding="utf-8"))
         if data.get("model_sha256") != model_sha256:
             return None  # fitted for another version of the model: raw scores are the honest fallback
-        return Calibration(float(data["a"]), float(data["b"]), float(data.get("c", 0.0)), float(data.get("d", 0.0)))
+        return Calibration(
+            float(data["a"]),
+            float(data["b"]),
+            float(data.get("c", 0.0)),
+            float(data.get("d", 0.0)),
+            float(data.get("e", 0.0)),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"The reader calibration {f} is damaged ({exc.__class__.__name__}). {FIX}") from None
 
