@@ -327,7 +327,7 @@ def _load_generation(
             if LEXICON in manifest.files
             else None
         )
-    except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
+    except (ValueError, KeyError, TypeError, OSError, RuntimeError, EOFError, IndexError, AttributeError) as exc:
         raise IndexCorrupt(f"The index in {index_dir} cannot be read ({exc.__class__.__name__}). {hint}") from None
     if (
         faiss_index.ntotal != len(chunks)
@@ -335,7 +335,19 @@ def _load_generation(
         or len(sentence_vectors) != len(sentences)
     ):
         raise IndexCorrupt(f"The index in {index_dir} is inconsistent (row counts differ). {hint}")
-    configure(faiss_index, manifest.faiss, settings)
+    try:
+        problem = _inconsistency(manifest, documents, chunks, sentences, chunk_vectors, sentence_vectors, faiss_index)
+    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong type (a string for an offset)
+        problem = f"a value of the wrong type: {exc.__class__.__name__}"
+    if problem is not None:
+        raise IndexCorrupt(f"The index in {index_dir} is inconsistent ({problem}). {hint}")
+    try:
+        configure(faiss_index, manifest.faiss, settings)
+    except (AttributeError, RuntimeError, TypeError):  # e.g. a manifest naming hnsw over a flat vectors.faiss
+        raise IndexCorrupt(
+            f"The index in {index_dir} is inconsistent (vectors.faiss is not the {manifest.faiss.kind!r} index "
+            f"its manifest names). {hint}"
+        ) from None
     return IndexData(
         path=folder,
         manifest=manifest,
@@ -352,13 +364,58 @@ def _load_generation(
     )
 
 
+def _inconsistency(
+    manifest: Manifest,
+    documents: dict[str, Document],
+    chunks: Sequence[Chunk],
+    sentences: Sequence[SentenceRef],
+    chunk_vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+    faiss_index: Any,
+) -> str | None:
+    """What breaks the invariants queries rely on (files whose checksums were recomputed after an edit), or
+    None: rows in order, ids that exist, offsets within their document, one vector width, the counts."""
+    dim = manifest.embedding.dim
+    for name, vectors in (("chunk_vectors.npy", chunk_vectors), ("sentence_vectors.npy", sentence_vectors)):
+        if vectors.ndim != 2 or (len(vectors) and vectors.shape[1] != dim) or vectors.dtype.kind != "f":
+            return f"{name} is not rows of {dim} numbers"
+    if getattr(faiss_index, "d", dim) != dim:
+        return f"vectors.faiss holds vectors of {faiss_index.d} numbers, the manifest says {dim}"
+    for key, have in (("documents", len(documents)), ("chunks", len(chunks)), ("sentences", len(sentences))):
+        if key in manifest.counts and manifest.counts[key] != have:
+            return f"{have} {key}, the manifest counts {manifest.counts[key]}"
+    for i, c in enumerate(chunks):
+        doc = documents.get(c.doc_id)
+        if c.row != i:
+            return f"chunk row {c.row} at line {i + 1}"
+        if doc is None:
+            return f"a chunk of {c.doc_id!r}, which is not among the documents"
+        if not (0 <= c.start <= c.end <= len(doc.text)) or doc.text[c.start : c.end] != c.text:
+            return f"a chunk of {c.doc_id!r} that is not its text at {c.start}:{c.end}"
+        if any(not (0 <= sp.start <= sp.end <= len(doc.text)) for sp in c.sentences):
+            return f"a sentence of a chunk of {c.doc_id!r} outside the document"
+    for s in sentences:
+        doc = documents.get(s.doc_id)
+        if doc is None:
+            return f"a sentence of {s.doc_id!r}, which is not among the documents"
+        if not (0 <= s.start <= s.end <= len(doc.text)):
+            return f"a sentence of {s.doc_id!r} outside the document ({s.start}:{s.end})"
+    for doc in documents.values():
+        if any(not (0 <= p <= len(doc.text)) for p in doc.pages):
+            return f"a page of {doc.doc_id!r} that starts outside the document"
+    return None
+
+
 def _saved_bm25(folder: Path, manifest: Manifest) -> BM25Retriever | None:
     """The saved BM25, read while the generation is held (None: the index has none, or it cannot be read)."""
     if not all(name in manifest.files for name in BM25_FILES.values()):
         return None
     try:
-        return BM25Retriever.load(folder)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        bm25 = BM25Retriever.load(folder)
+        if bm25._n != manifest.counts.get("chunks", bm25._n):
+            raise ValueError(f"it holds {bm25._n} chunks, the index {manifest.counts['chunks']}")
+        return bm25
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, AttributeError) as exc:
         log.info("rebuilding BM25 in memory: the saved one cannot be read (%s)", exc)
         return None
 

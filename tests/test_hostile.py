@@ -287,3 +287,85 @@ def test_an_indexed_file_replaced_by_a_fifo_is_reported_changed_without_blocking
     _unblock_fifo_later(root / "b.txt", 8.0)
     got, took = _timed(lambda: stale_documents(documents), 5.0)
     assert took < 5.0 and got.changed == ("b.txt",), (got, took)
+
+
+# --------------------------------------------------------------------------------------------- invariants
+def _tamper(idx: Path, name: str, edit) -> None:  # noqa: ANN001 - edit: bytes -> bytes
+    """Edit one file of the current generation and recompute its checksum in the manifest (as an attacker
+    who knows the format would): only the invariants checked at load can notice."""
+    import hashlib
+    import json
+
+    from rag.generations import MANIFEST, files_of
+
+    folder = files_of(idx)
+    path = folder / name
+    data = edit(path.read_bytes())
+    path.unlink()  # a new file: the generation's files may be hard links
+    path.write_bytes(data)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    if name != MANIFEST:
+        manifest["files"][name] = hashlib.sha256(data).hexdigest()
+        (folder / MANIFEST).unlink()
+        (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _edit_jsonl(line: int, **changes):  # noqa: ANN202
+    import json
+
+    def edit(data: bytes) -> bytes:
+        rows = [json.loads(x) for x in data.decode("utf-8").splitlines() if x.strip()]
+        rows[line].update(changes)
+        return ("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n").encode("utf-8")
+
+    return edit
+
+
+def _edit_manifest(**faiss):  # noqa: ANN202
+    import json
+
+    def edit(data: bytes) -> bytes:
+        m = json.loads(data)
+        m["faiss"].update(faiss)
+        return json.dumps(m).encode("utf-8")
+
+    return edit
+
+
+TAMPERED = [
+    ("chunks.jsonl", _edit_jsonl(0, doc_id="nowhere.txt"), "not among the documents"),
+    ("chunks.jsonl", _edit_jsonl(0, start=0, end=10_000), "not its text"),
+    ("chunks.jsonl", _edit_jsonl(0, row=7), "chunk row 7"),
+    ("chunks.jsonl", _edit_jsonl(0, start="zero"), "wrong type"),
+    ("sentences.jsonl", _edit_jsonl(0, start=5_000, end=5_010), "outside the document"),
+    ("sentences.jsonl", _edit_jsonl(0, doc_id="nowhere.txt"), "not among the documents"),
+    ("chunk_vectors.npy", lambda data: b"", "cannot be read (EOFError)"),  # was click's "Aborted!"
+    ("documents.jsonl", _edit_jsonl(0, text="short"), "not its text"),
+]
+
+
+@pytest.mark.parametrize(("name", "edit", "words"), TAMPERED, ids=[f"{n}:{w}" for n, _, w in TAMPERED])
+def test_a_tampered_file_with_a_recomputed_checksum_is_one_damage_line(small_index, name, edit, words):
+    from rag.errors import IndexCorrupt
+    from rag.store import load_index
+
+    _, idx, settings = small_index
+    _tamper(idx, name, edit)
+    with pytest.raises(IndexCorrupt) as err:
+        load_index(idx, settings)
+    assert words in str(err.value) and "--rebuild" in str(err.value), str(err.value)
+
+
+def test_a_manifest_naming_another_faiss_kind_is_damage_and_rag_index_rebuilds(small_index, embedder, caplog):
+    from rag.errors import IndexCorrupt
+    from rag.generations import MANIFEST
+    from rag.store import build_index, load_index
+
+    root, idx, settings = small_index
+    _tamper(idx, MANIFEST, _edit_manifest(kind="hnsw", hnsw_m=settings.hnsw_m))
+    with pytest.raises(IndexCorrupt, match="is not the 'hnsw' index its manifest names"):
+        load_index(idx, settings.model_copy(update={"faiss_index": "hnsw"}))
+    with caplog.at_level("WARNING", logger="rag"):
+        build_index([root], settings, idx, embedder)  # `rag index` without --rebuild
+    assert any("rebuilding from scratch" in r.getMessage() for r in caplog.records)
+    assert set(load_index(idx, settings).documents) == {"a.txt", "b.txt"}
