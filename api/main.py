@@ -153,5 +153,26 @@ def serve(
         access_log=access_log,
         http=guarded_protocol(settings.http_header_timeout_s),  # type: ignore[arg-type]
         timeout_keep_alive=settings.http_keep_alive_s,  # type: ignore[arg-type]  # a float works (call_later)
-        limit_concurrency=settings.http_max_connections,
+        limit_concurrency=settings.http_max_connections or connection_limit(),
     )
+
+
+FD_RESERVE = 256  # descriptors kept for the index files, the model, logs and the event loop
+
+
+def connection_limit() -> int:
+    """Connections the service can hold: the descriptor limit, raised to its hard limit, less a reserve."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            want = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+                soft = want
+            except (OSError, ValueError):
+                pass
+    except ImportError:  # pragma: no cover - not on POSIX
+        return 1000
+    return max(64, soft - FD_RESERVE)

@@ -217,12 +217,13 @@ class Settings(BaseSettings):
     http_keep_alive_s: float = Field(
         5.0, gt=0, le=3600, description="An idle keep-alive connection is closed after this many seconds."
     )
-    http_max_connections: int = Field(
-        1000,
+    http_max_connections: int | None = Field(
+        None,
         ge=1,
         le=1_000_000,
         description="Open connections (uvicorn's limit_concurrency); a request beyond them gets 503 at once. "
-        "Keep it under the process's file-descriptor limit (ulimit -n).",
+        "Default: the process's file-descriptor limit (raised to its hard limit at start) less 256, so a flood "
+        "of connections is shed with 503 instead of failing every accept, /health included.",
     )
     api_key: SecretStr | None = Field(
         None,
