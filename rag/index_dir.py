@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
@@ -160,11 +161,13 @@ def wait_for_writer(index_dir: Path, on_wait: Callable[[str], None] | None = Non
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no locking
         return
-    try:
-        fd = os.open(lock_path(index_dir), os.O_RDONLY)
+    try:  # non-blocking: a FIFO put in the lock file's place must not make a reader wait for a writer
+        fd = os.open(lock_path(index_dir), os.O_RDONLY | os.O_NONBLOCK)
     except OSError:  # no lock file: nobody ever wrote this index here
         return
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # not a lock file rag wrote: no writer holds it
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

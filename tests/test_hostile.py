@@ -369,3 +369,15 @@ def test_a_manifest_naming_another_faiss_kind_is_damage_and_rag_index_rebuilds(s
         build_index([root], settings, idx, embedder)  # `rag index` without --rebuild
     assert any("rebuilding from scratch" in r.getMessage() for r in caplog.records)
     assert set(load_index(idx, settings).documents) == {"a.txt", "b.txt"}
+
+
+def test_a_fifo_in_place_of_the_lock_file_never_makes_a_reader_wait(tmp_path):
+    from rag.index_dir import lock_path, wait_for_writer
+
+    idx = tmp_path / "index"
+    lock = lock_path(idx)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(lock)
+    _unblock_fifo_later(lock, 8.0)  # only old code that blocks on the FIFO needs this
+    got, took = _timed(lambda: wait_for_writer(idx), 5.0)
+    assert took < 5.0 and got is None, (got, took)
