@@ -73,7 +73,7 @@ def _read_batch(batch: dict[str, np.ndarray], max_bytes: int | None) -> dict[str
         batch["known_sha"],
         batch["known_ext"],
         batch["markdown_rendered"],
-        batch["file_id"],
+        batch["file_id"] if "file_id" in batch else [""] * len(batch["k"]),  # the scan's FileId, as JSON
     )
     for path, doc_id, k_sha, k_ext, rendered, file_id in rows:
         known = (k_sha or None, k_ext or None) if (k_sha or k_ext) else None
