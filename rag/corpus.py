@@ -232,7 +232,10 @@ def _read_bytes(path: Path, max_bytes: int | None, expect: FileId | None) -> tup
             "skipped",
         ) from None
     except NotSafe as exc:
-        raise Unreadable(exc.reason, "skipped") from None
+        swapped = expect is not None and not expect.via_link and exc.reason.startswith("a symlink")
+        raise Unreadable(
+            "it became a symlink after the scan (not followed)" if swapped else exc.reason, "skipped"
+        ) from None
     except OSError as exc:
         raise Unreadable(f"cannot read it ({exc.strerror or exc})") from None
     return data, SourceStamp(str(path.resolve()), st.st_size, st.st_mtime_ns)

@@ -67,7 +67,7 @@ def open_checked(path: Path | str, *, follow: bool = False, expect: FileId | Non
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow:
-            raise NotSafe("it became a symlink after the scan (not followed)") from None
+            raise NotSafe("a symlink (not followed), not a regular file") from None
         raise
     try:
         st = os.fstat(fd)
