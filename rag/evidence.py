@@ -249,15 +249,5 @@ def select_windows(
     headings: bool = True,
 ) -> list[Window]:
     """The best ``n`` distinct sentences for ``query``, each with its neighbours: what a reader reads."""
-    sents = ranker.sentences(hits)
-    if not sents:
-        return []
-    return windows_of(
-        sents,
-        ranker.score(query, sents),
-        ranker.index.chunks,
-        n,
-        neighbours=neighbours,
-        distinct=distinct,
-        headings=headings,
-    )
+    evidence = select_evidence(query, hits, ranker, n, neighbours=neighbours, distinct=distinct, headings=headings)
+    return list(evidence.windows)
