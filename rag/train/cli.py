@@ -22,7 +22,8 @@ EXAMPLE = (
 @click.command(
     "train-reader",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog=f"Example (the command that produced the shipped model, see rag/models/reader/README.md):\n\n  {EXAMPLE}\n\n"
+    epilog=f"Example (a first model from the bare encoder; rag/models/reader/README.md has the two stages that "
+    f"produced the shipped one):\n\n  {EXAMPLE}\n\n"
     "Long runs: start it with nohup in the background and poll the log; after an interruption run the same "
     "command with --resume.",
 )
