@@ -216,6 +216,46 @@ def windows_of(
     return out
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """The retrieved sentences of one question and the ranker's score of each (worked out once, read by
+    every stage that needs the ranking)."""
+
+    sents: tuple[Sentence, ...]
+    scores: np.ndarray
+
+
+def rank_sentences(query: Query, hits: Sequence[Hit], ranker: SentenceRanker) -> Ranked:
+    sents = tuple(ranker.sentences(hits))
+    return Ranked(sents, ranker.score(query, sents) if sents else np.zeros(0, dtype=np.float32))
+
+
+def evidence_from(
+    ranked: Ranked,
+    ranker: SentenceRanker,
+    n: int,
+    *,
+    neighbours: int = TRAINED_NEIGHBOURS,
+    distinct: bool = False,
+    headings: bool = True,
+    first: Sequence[tuple[str, Span]] = (),
+) -> Evidence:
+    """The best ``n`` windows of an already ranked question and the places of every retrieved sentence text."""
+    if not ranked.sents:
+        return Evidence((), {})
+    windows = windows_of(
+        ranked.sents,
+        ranked.scores,
+        ranker.index.chunks,
+        n,
+        neighbours=neighbours,
+        distinct=distinct,
+        headings=headings,
+        first=first,
+    )
+    return Evidence(tuple(windows), sentence_places(ranked.sents))
+
+
 def select_evidence(
     query: Query,
     hits: Sequence[Hit],
@@ -225,17 +265,10 @@ def select_evidence(
     neighbours: int = TRAINED_NEIGHBOURS,
     distinct: bool = False,
     headings: bool = True,
-    first: Sequence[tuple[str, Span]] = (),
 ) -> Evidence:
     """The best ``n`` windows for ``query`` and the places of every retrieved sentence text."""
-    sents = ranker.sentences(hits)
-    if not sents:
-        return Evidence((), {})
-    scores = ranker.score(query, sents)
-    windows = windows_of(
-        sents, scores, ranker.index.chunks, n, neighbours=neighbours, distinct=distinct, headings=headings, first=first
-    )
-    return Evidence(tuple(windows), sentence_places(sents))
+    ranked = rank_sentences(query, hits, ranker)
+    return evidence_from(ranked, ranker, n, neighbours=neighbours, distinct=distinct, headings=headings)
 
 
 def select_windows(

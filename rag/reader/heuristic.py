@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rag.evidence import Sentence, SentenceRanker, is_heading
+from rag.evidence import Ranked, Sentence, SentenceRanker, is_heading, rank_sentences
 from rag.reader.answers import SUPPORT_WEIGHTS, SpanPrediction, merge_predictions
 from rag.reader.entities import AskedEntity, asked_entity, entity_fit
 from rag.reader.quantities import date_fits_unit, number_fits_unit
@@ -310,10 +310,13 @@ class HeuristicReader:
         return preds
 
     def read(self, query: Query, hits: Sequence[Hit], top_k: int) -> list[Answer]:
-        sents = self.ranker.sentences(hits)
+        return self.read_ranked(query, rank_sentences(query, hits, self.ranker), top_k)
+
+    def read_ranked(self, query: Query, ranked: Ranked, top_k: int) -> list[Answer]:
+        """The answers among sentences the ranker has already scored (another reader's ranking reused)."""
+        sents, scores = ranked.sents, ranked.scores
         if not sents:
             return []
-        scores = self.ranker.score(query, sents)
         order = np.argsort(-scores, kind="stable")
         # identical sentence texts (repeated articles) are all read, so their places are all cited
         preds: list[SpanPrediction] = []

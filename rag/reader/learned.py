@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.evidence import Window, select_evidence
+from rag.evidence import Ranked, Window, evidence_from, rank_sentences
 from rag.reader.answers import SpanPrediction, merge_predictions
 from rag.reader.hf import trim
 from rag.reader.learned_model import base_model_path
@@ -35,7 +35,7 @@ from rag.types import Answer, Span
 if TYPE_CHECKING:
     from rag.config import Settings
     from rag.evidence import SentenceRanker
-    from rag.reader import Reader
+    from rag.reader.heuristic import HeuristicReader
     from rag.reader.learned_model import ReaderSession
     from rag.store import IndexData
 
@@ -124,7 +124,7 @@ class LearnedReader:
         distinct: bool = False,
         headings: bool = True,
         shared: bool | None = None,
-        guide: Reader | None = None,
+        guide: HeuristicReader | None = None,
         guided: int = 0,
     ) -> None:
         self.model, self.tokenizer, self.index, self.ranker = model, tokenizer, index, ranker
@@ -164,12 +164,12 @@ class LearnedReader:
             guided=settings.learned_guided_windows,
         )
 
-    def _guided_sentences(self, query: Query, hits: Sequence) -> list[tuple[str, Span]]:
+    def _guided_sentences(self, query: Query, ranked: Ranked) -> list[tuple[str, Span]]:
         """The sentences holding the guide reader's best answers (read before the ranked ones)."""
         if self.guide is None or self.guided <= 0:
             return []
         out: list[tuple[str, Span]] = []
-        for a in self.guide.read(query, hits, self.guided):
+        for a in self.guide.read_ranked(query, ranked, self.guided):
             c = a.citations[0]
             out.append((c.doc_id, Span(c.quote_start, c.quote_end)))
         return out
@@ -178,15 +178,15 @@ class LearnedReader:
         """Raw-scored span predictions at every place they occur (before merging and calibration); for each
         place the ranking score of the sentence window it was read in and that window's answerability; and
         the windows read with the best answerability among them."""
-        evidence = select_evidence(
-            query,
-            hits,
+        ranked = rank_sentences(query, hits, self.ranker)  # once, for the guide and the windows
+        evidence = evidence_from(
+            ranked,
             self.ranker,
             self.windows,
             neighbours=self.neighbours,
             distinct=self.distinct,
             headings=self.headings,
-            first=self._guided_sentences(query, hits),
+            first=self._guided_sentences(query, ranked),
         )
         windows, places = evidence.windows, evidence.places
         if not windows:
