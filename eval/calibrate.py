@@ -159,12 +159,16 @@ def collect(squad: Path, model: Path | None, out: Path, work: Path, gold: Path, 
         }
         return ask_all(p, items, roles, dict(part), name)
 
+    seeds_pipeline: list = []  # opened once, for whichever seeds split is asked first
+
     def seeds(split_name: str) -> list[dict]:
         from rag.pipeline import Pipeline
 
-        s = settings.model_copy(update={"learned_abstain_threshold": 0.0, "reader": "learned"})
-        p = Pipeline.from_settings(s)
-        p.reader.model.calibration = None
+        if not seeds_pipeline:
+            s = settings.model_copy(update={"learned_abstain_threshold": 0.0, "reader": "learned"})
+            seeds_pipeline.append(Pipeline.from_settings(s))
+            seeds_pipeline[0].reader.model.calibration = None
+        p = seeds_pipeline[0]
         seed_docs = {d: doc.text for d, doc in p.index.documents.items()}
         chosen = select_split(load_gold(gold), split_name)
         roles = {it.id: "answerable" if it.answers else "off_topic" for it in chosen}

@@ -61,10 +61,9 @@ def main() -> None:
         for name in args.configs or CONFIGS:
             r.windows, r.neighbours, r.distinct, r.shared, r.headings, r.guided = CONFIGS[name]
             if r.guided and r.guide is None:
-                from rag.reader.heuristic import HeuristicReader
+                from rag.reader.learned import guide_reader
 
-                rk = r.ranker
-                r.guide = HeuristicReader(rk.index, rk.idf, rk.default_idf, threshold=0.0, ranker=rk)
+                r.guide = guide_reader(r.ranker)
             f1s, hits, t0 = [], [], time.perf_counter()
             for it in sample:
                 top = next(iter(p.ask(it.question, top_k=1).answers), None)

@@ -100,6 +100,13 @@ def sentence_bounds(sentences: Sequence[Span], start: int, end: int) -> tuple[in
     return min(touched[0].start, start), max(touched[-1].end, end)
 
 
+def guide_reader(ranker: SentenceRanker) -> HeuristicReader:
+    """The heuristic reader over ``ranker``'s index, abstaining on nothing: it only points at sentences."""
+    from rag.reader.heuristic import HeuristicReader
+
+    return HeuristicReader(ranker.index, ranker.idf, ranker.default_idf, threshold=0.0, ranker=ranker)
+
+
 @dataclass(frozen=True)
 class Reading:
     """What one reading of the windows found, before merging and calibration."""
@@ -145,8 +152,6 @@ class LearnedReader:
         model: Future[ReaderSession] | None = None,
     ) -> LearnedReader:
         """The reader of ``settings``; ``model``: the model being opened by :func:`preload`."""
-        from rag.reader.heuristic import HeuristicReader
-
         base = Path(base_model_path(settings.reader_base_model))
         return cls(
             model.result() if model is not None else load_model(settings),
@@ -158,9 +163,7 @@ class LearnedReader:
             neighbours=settings.learned_neighbours,
             distinct=settings.learned_distinct_windows,
             headings=settings.learned_read_headings,
-            guide=HeuristicReader(index, ranker.idf, ranker.default_idf, threshold=0.0, ranker=ranker)
-            if settings.learned_guided_windows
-            else None,
+            guide=guide_reader(ranker) if settings.learned_guided_windows else None,
             guided=settings.learned_guided_windows,
         )
 
