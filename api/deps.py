@@ -16,9 +16,11 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 
+from api.batching import Asker, MicroBatcher
 from rag.config import Settings
-from rag.pipeline import Pipeline
+from rag.pipeline import Pipeline, clean_question
 from rag.store import IndexData
+from rag.types import Result
 
 T = TypeVar("T")
 
@@ -31,7 +33,8 @@ def _inference_thread() -> ThreadPoolExecutor:
 class ServiceState:
     """What the lifespan loaded: the pipeline, or why there is none (then every query answers 503).
 
-    Every pipeline call runs on one dedicated inference thread, one call at a time. The pipeline is
+    Every pipeline call runs on one dedicated inference thread, one call at a time; questions that arrive
+    while it is busy are answered together in the next call (``batcher``, :mod:`api.batching`). The pipeline is
     CPU-bound (torch, then GIL-bound Python), so parallel calls gain nothing: on 2 cores they measured
     ~20% less throughput than serial ones, because each extra thread that runs torch brings its own
     OpenMP worker team that competes for the cores. Serial calls also make answers trivially independent
@@ -42,32 +45,36 @@ class ServiceState:
     pipeline: Pipeline | None = None
     unavailable: str | None = None  # the 503 detail when pipeline is None
     executor: ThreadPoolExecutor = field(default_factory=_inference_thread)
-    pending: int = 0  # questions admitted and not finished on the inference thread (bounded)
     index_stamp: str | None = None  # identity of the index generation being served (api/reload.py)
+    batcher: MicroBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.batcher = MicroBatcher(self.executor, s.batch_max_questions, s.batch_wait_ms / 1000)
 
     async def run(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
         """Run ``fn(*args, **kwargs)`` on the inference thread and await its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
-    async def answer(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
-        """Like :meth:`run`, with backpressure: when ``max_queued_requests`` questions are already waiting or
-        running, 503 with Retry-After at once; a question not answered within ``request_timeout_s``, 503 too
-        (it is dropped if it has not started; one that has started finishes, unseen, on the thread)."""
+    async def ask(self, pipeline: Asker, question: str, top_k: int | None = None) -> Result:
+        """Answer ``question`` in the next batch on the inference thread (:mod:`api.batching`), with
+        backpressure: when ``max_queued_requests`` questions are already waiting or running, 503 with
+        Retry-After at once; a question not answered within ``request_timeout_s``, 503 too (it is dropped if
+        its batch has not started; one that has started finishes, unseen, on the thread). A question the
+        pipeline refuses (:class:`rag.errors.InvalidQuestion`) is refused here, before it joins a batch."""
         limit, timeout = self.settings.max_queued_requests, self.settings.request_timeout_s
-        if self.pending >= limit:
+        pending = self.batcher.pending
+        if pending >= limit:
             raise HTTPException(
                 status_code=503,
-                detail=f"The service is busy ({self.pending} questions in the queue, the limit is {limit}; "
+                detail=f"The service is busy ({pending} questions in the queue, the limit is {limit}; "
                 "RAG_MAX_QUEUED_REQUESTS). Retry in a moment.",
                 headers={"Retry-After": "1"},
             )
-        loop = asyncio.get_running_loop()
-        self.pending += 1  # counted on the event loop only: the job's end is reported back to it
-        job = self.executor.submit(functools.partial(fn, *args, **kwargs))
-        job.add_done_callback(lambda _: self._call_soon(loop, self._done))
+        question = clean_question(question, getattr(pipeline, "max_question_chars", self.settings.max_question_chars))
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(job), timeout)
+            return await asyncio.wait_for(self.batcher.ask(pipeline, question, top_k), timeout)
         except asyncio.TimeoutError:
             raise HTTPException(
                 status_code=503,
@@ -76,15 +83,10 @@ class ServiceState:
                 headers={"Retry-After": "2"},
             ) from None
 
-    def _done(self) -> None:
-        self.pending -= 1
-
-    @staticmethod
-    def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
-        try:
-            loop.call_soon_threadsafe(fn)
-        except RuntimeError:  # the loop has closed (shutdown): nothing left to count
-            pass
+    @property
+    def pending(self) -> int:
+        """Questions admitted and not finished on the inference thread (bounded by max_queued_requests)."""
+        return self.batcher.pending
 
 
 async def get_state(request: Request) -> ServiceState:

@@ -43,7 +43,7 @@ _KEY_ERROR = {401: {"model": ErrorResponse, "description": "RAG_API_KEY is set a
 )
 async def ask(body: AskRequest, pipeline: PipelineDep, state: StateDep) -> AskResponse:
     try:
-        result = await state.answer(pipeline.ask, body.question, top_k=body.top_k)  # on the inference thread
+        result = await state.ask(pipeline, body.question, top_k=body.top_k)  # batched, on the inference thread
     except InvalidQuestion as exc:  # stricter Settings.max_question_chars than the HTTP limit
         raise HTTPException(status_code=422, detail=f"Invalid request: question: {exc}") from None
     return AskResponse.model_validate(result.to_dict())

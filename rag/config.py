@@ -134,6 +134,14 @@ class Settings(BaseSettings):
         description="Learned reader: of the windows read, this many are the sentences of the heuristic reader's "
         "best answers (it knows answer types: a date for 'when', a name for 'who'); the rest by the ranker.",
     )
+    reader_batch_tokens: int = Field(
+        4096,
+        ge=64,
+        le=1 << 20,
+        description="Learned reader: when the windows of several questions are read together (rag serve's "
+        "batches, rag eval, ask_batch), each model call holds at most this many padded tokens; windows are "
+        "grouped longest first so little is padding.",
+    )
     learned_abstain_threshold: float = Field(
         0.07,
         ge=0.0,
@@ -189,6 +197,21 @@ class Settings(BaseSettings):
         le=10000,
         description="Questions waiting for or running on the inference thread; one more gets 503 with "
         "Retry-After at once instead of an ever-longer wait.",
+    )
+    batch_max_questions: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="rag serve: questions that arrive while the models are busy are answered together, at "
+        "most this many in one batch (one embedding call for their queries, one reader pass over all their "
+        "windows); 1 answers each alone.",
+    )
+    batch_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="rag serve: when the models are idle, wait this long for more questions to join a batch "
+        "before answering (0: answer at once; questions that arrive meanwhile join the next batch).",
     )
     index_poll_s: float = Field(
         2.0,

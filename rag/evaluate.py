@@ -13,11 +13,12 @@ from typing import Any
 
 from rag.metrics import best_of_k_f1, citation_valid, exact_match, f1, percentile, recall_at_k, reciprocal_rank
 from rag.pipeline import Pipeline
+from rag.reader import read_batch
 from rag.reader.baseline import AbstainReader, FirstSentenceReader
 from rag.retrieval import DenseRetriever, HybridRetriever, PassageRetriever, Query
 from rag.squad import GoldItem
 from rag.store import bm25_for
-from rag.types import Hit, Result
+from rag.types import Answer, Hit, Result
 
 RECALL_K = 5
 FULL = "hybrid + reader (full)"
@@ -147,8 +148,11 @@ def run(
     *,
     with_baselines: bool = True,
     on_progress: Callable[[int], None] | None = None,
+    batch: int = 16,
 ) -> list[VariantRun]:
-    """Answer every gold question with each variant. Latency is measured for the full system only.
+    """Answer every gold question with each variant, ``batch`` questions at a time (one embedding call and,
+    for the learned reader, one model pass per batch and variant: the answers are those of asking each
+    question alone). Latency is measured for the full system only: a batch's time shared by its questions.
 
     Logs a warning (see :func:`unknown_doc_ids`) when gold items name documents the index does not hold.
     """
@@ -156,25 +160,45 @@ def run(
         unknown_doc_ids(items, pipeline.index.documents)
     systems = variants(pipeline) if with_baselines else {FULL: pipeline, **other_readers(pipeline)}
     runs = {name: VariantRun(name) for name in systems}
-    open_reader = copy.copy(pipeline.reader)
-    if hasattr(open_reader, "threshold"):
-        open_reader.threshold = 0.0  # type: ignore[attr-defined]
-    for item in items:
+    for at in range(0, len(items), max(1, batch)):
+        chunk = items[at : at + max(1, batch)]
         t0 = time.perf_counter()
-        q: Query = pipeline.queries([item.question])[0]
-        result, hits = systems[FULL].answer(q)
-        latency = (time.perf_counter() - t0) * 1000
-        raw = open_reader.read(q, hits, 3)
-        runs[FULL].records.append(
-            Record(item, result, retrieved_doc_ids(hits), latency, tuple((a.text, a.score) for a in raw))
-        )
+        queries: list[Query] = pipeline.queries([item.question for item in chunk])
+        full, raws = answer_open(systems[FULL], queries, 3)
+        latency = (time.perf_counter() - t0) * 1000 / len(chunk)
+        for item, (result, hits), raw in zip(chunk, full, raws, strict=True):
+            runs[FULL].records.append(
+                Record(item, result, retrieved_doc_ids(hits), latency, tuple((a.text, a.score) for a in raw))
+            )
         for name, system in systems.items():
             if name != FULL:
-                r, h = system.answer(q)
-                runs[name].records.append(Record(item, r, retrieved_doc_ids(h)))
+                for item, (r, h) in zip(chunk, system.answer_batch(queries), strict=True):
+                    runs[name].records.append(Record(item, r, retrieved_doc_ids(h)))
         if on_progress:
-            on_progress(1)
+            on_progress(len(chunk))
     return list(runs.values())
+
+
+def answer_open(
+    system: Pipeline, queries: Sequence[Query], open_k: int
+) -> tuple[list[tuple[Result, list[Hit]]], list[list[Answer]]]:
+    """``system.answer_batch(queries)`` and, for each question, the reader's best ``open_k`` answers with no
+    abstention (the threshold sweep's input). A reader that can decide twice on one reading (the learned
+    one: :meth:`~rag.reader.learned.LearnedReader.decide`) reads once; another reads again without its
+    threshold."""
+    reader = system.reader
+    hits = [system.retriever.retrieve(q, system.retrieve_k) for q in queries]
+    if hasattr(reader, "readings") and hasattr(reader, "decide"):
+        readings = reader.readings(queries, hits)
+        answers = [reader.decide(r, system.top_k) for r in readings]
+        raws = [reader.decide(r, open_k, threshold=0.0) for r in readings]
+    else:
+        answers = read_batch(reader, queries, hits, [system.top_k] * len(queries))
+        open_reader = copy.copy(reader)
+        if hasattr(open_reader, "threshold"):
+            open_reader.threshold = 0.0  # type: ignore[attr-defined]
+        raws = read_batch(open_reader, queries, hits, [open_k] * len(queries))
+    return [(system.result(q, a, h), h) for q, a, h in zip(queries, answers, hits, strict=True)], raws
 
 
 def metrics(run_: VariantRun, documents: dict[str, str]) -> dict[str, Any]:

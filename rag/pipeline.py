@@ -13,6 +13,7 @@ from rag.config import Settings
 from rag.errors import InvalidQuestion
 from rag.evidence import SentenceRanker, select_windows
 from rag.extract import page_at
+from rag.reader import read_batch
 from rag.retrieval import BM25Retriever, HybridRetriever, PassageRetriever, Query
 from rag.store import IndexData, bm25_for, dense_retriever, load_index, open_index
 from rag.types import Answer, Document, Hit, Passage, Result
@@ -64,19 +65,36 @@ class Pipeline:
     def ask(self, question: str, top_k: int | None = None) -> Result:
         return self.ask_batch([question], top_k)[0]
 
-    def ask_batch(self, questions: Sequence[str], top_k: int | None = None) -> list[Result]:
+    def ask_batch(self, questions: Sequence[str], top_k: int | Sequence[int | None] | None = None) -> list[Result]:
+        """Answer several questions together: one embedding call for all of them, retrieval per question,
+        one reader pass over all their evidence (for readers that batch). The answers are those of asking
+        each alone. ``top_k``: one for all, or one per question (None: the pipeline's)."""
         qs = [clean_question(q, self.max_question_chars) for q in questions]
-        return [self.answer(q, top_k)[0] for q in self.queries(qs)]
+        return [r for r, _ in self.answer_batch(self.queries(qs), top_k)]
 
     def answer(self, query: Query, top_k: int | None = None) -> tuple[Result, list[Hit]]:
         """Retrieve and read for one prepared query; also return the evidence passages."""
-        hits = self.retriever.retrieve(query, self.retrieve_k)
-        answers = self.reader.read(query, hits, top_k or self.top_k)
+        return self.answer_batch([query], top_k)[0]
+
+    def answer_batch(
+        self, queries: Sequence[Query], top_k: int | Sequence[int | None] | None = None
+    ) -> list[tuple[Result, list[Hit]]]:
+        """:meth:`answer` for several prepared queries (the reader reads them in one batch)."""
+        ks = top_k if isinstance(top_k, Sequence) else [top_k] * len(queries)
+        if len(ks) != len(queries):
+            raise ValueError(f"top_k: {len(ks)} values for {len(queries)} questions")
+        hits = [self.retriever.retrieve(q, self.retrieve_k) for q in queries]
+        answers = read_batch(self.reader, queries, hits, [k or self.top_k for k in ks])
+        return [(self.result(q, a, h), h) for q, a, h in zip(queries, answers, hits, strict=True)]
+
+    def result(self, query: Query, answers: Sequence[Answer], hits: Sequence[Hit]) -> Result:
+        """The :class:`Result` of ``answers`` read for ``query`` from ``hits``: citations stamped with their
+        document's version (and page), the closest passages when there is no answer."""
         closest = None if answers else self.closest(query, hits)
         if self.index is None:
-            return Result(query.text, tuple(answers), closest=closest), hits
+            return Result(query.text, tuple(answers), closest=closest)
         answers = with_pages(answers, self.index.documents)
-        return Result(query.text, tuple(answers), closest=closest, index_built_at=self.index.built_at), hits
+        return Result(query.text, tuple(answers), closest=closest, index_built_at=self.index.built_at)
 
     def closest(self, query: Query, hits: Sequence[Hit]) -> tuple[Passage, ...] | None:
         """The best ``closest_k`` passages read for ``query`` (the evidence stage's windows, best first, none

@@ -24,11 +24,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.evidence import Ranked, Window, evidence_from, rank_sentences
+from rag.evidence import Evidence, Ranked, Window, evidence_from, rank_sentences
 from rag.reader.answers import SpanPrediction, merge_predictions
 from rag.reader.hf import trim
 from rag.reader.learned_model import base_model_path
-from rag.reader.qa_windows import batch_arrays, best_window_spans, encode_windows, load_tokenizer, window_shares
+from rag.reader.qa_windows import (
+    Encoded,
+    batch_arrays,
+    best_window_spans,
+    encode_windows,
+    load_tokenizer,
+    window_shares,
+)
 from rag.retrieval import Query
 from rag.types import Answer, Span
 
@@ -117,6 +124,48 @@ class Reading:
     answerability: float  # the best window's
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One question's evidence and its encoded windows, ready for the model."""
+
+    evidence: Evidence
+    encs: tuple[Encoded, ...]
+
+
+@dataclass(frozen=True)
+class WindowOutput:
+    """The model's output for one window: start and end logits (``len(enc)`` of them) and the answer logit."""
+
+    start: np.ndarray
+    end: np.ndarray
+    answer: float
+
+
+def model_calls(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Group windows (by index) into model calls: longest first, each call padded to its longest window and
+    holding at most ``batch_tokens`` padded tokens (always at least one window). Sorting by length keeps
+    the padding small when the windows of many questions are read together."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    calls: list[list[int]] = []
+    for i in order:
+        if calls and (len(calls[-1]) + 1) * lengths[calls[-1][0]] <= batch_tokens:
+            calls[-1].append(i)
+        else:
+            calls.append([i])
+    return calls
+
+
+def run_windows(model: ReaderSession, encs: Sequence[Encoded], batch_tokens: int) -> list[WindowOutput]:
+    """The model's outputs for ``encs``, in their order, from the calls of :func:`model_calls`."""
+    out: list[WindowOutput | None] = [None] * len(encs)
+    for call in model_calls([len(e) for e in encs], batch_tokens):
+        start, end, answer = model.run_arrays(batch_arrays([encs[i] for i in call]))
+        for r, i in enumerate(call):
+            n = len(encs[i])
+            out[i] = WindowOutput(start[r, :n], end[r, :n], float(answer[r]))
+    return out  # type: ignore[return-value]
+
+
 class LearnedReader:
     def __init__(
         self,
@@ -133,6 +182,7 @@ class LearnedReader:
         shared: bool | None = None,
         guide: HeuristicReader | None = None,
         guided: int = 0,
+        batch_tokens: int = 4096,
     ) -> None:
         self.model, self.tokenizer, self.index, self.ranker = model, tokenizer, index, ranker
         self.docs = {d: doc.text for d, doc in index.documents.items()}
@@ -140,6 +190,7 @@ class LearnedReader:
         self.neighbours, self.distinct, self.headings = neighbours, distinct, headings
         # another reader (the heuristic one) whose best ``guided`` answers' sentences are read first
         self.guide, self.guided = guide, guided
+        self.batch_tokens = batch_tokens  # padded tokens per model call when many windows are read at once
         # spans compared across windows on one scale when the model was trained with shared normalisation
         self.shared = model.manifest.get("span_normalisation") == "shared" if shared is None else shared
 
@@ -165,6 +216,7 @@ class LearnedReader:
             headings=settings.learned_read_headings,
             guide=guide_reader(ranker) if settings.learned_guided_windows else None,
             guided=settings.learned_guided_windows,
+            batch_tokens=settings.reader_batch_tokens,
         )
 
     def _guided_sentences(self, query: Query, ranked: Ranked) -> list[tuple[str, Span]]:
@@ -177,10 +229,8 @@ class LearnedReader:
             out.append((c.doc_id, Span(c.quote_start, c.quote_end)))
         return out
 
-    def predictions(self, query: Query, hits: Sequence, per_window: int = SPANS_PER_WINDOW) -> Reading:
-        """Raw-scored span predictions at every place they occur (before merging and calibration); for each
-        place the ranking score of the sentence window it was read in and that window's answerability; and
-        the windows read with the best answerability among them."""
+    def prepare(self, query: Query, hits: Sequence) -> Prepared:
+        """Choose ``query``'s windows (the evidence stage, guided by the heuristic reader) and encode them."""
         ranked = rank_sentences(query, hits, self.ranker)  # once, for the guide and the windows
         evidence = evidence_from(
             ranked,
@@ -191,20 +241,46 @@ class LearnedReader:
             headings=self.headings,
             first=self._guided_sentences(query, ranked),
         )
-        windows, places = evidence.windows, evidence.places
-        if not windows:
-            return Reading([], {}, (), 0.0)
+        if not evidence.windows:
+            return Prepared(evidence, ())
         m = self.model
         encs = encode_windows(
             self.tokenizer,
             query.text,
-            [self.docs[w.doc_id] for w in windows],
-            [(w.start, w.end) for w in windows],
+            [self.docs[w.doc_id] for w in evidence.windows],
+            [(w.start, w.end) for w in evidence.windows],
             m.max_length,
             m.max_question_tokens,
         )
-        start, end, answer = m.run_arrays(batch_arrays(encs))
-        p_answer = 1.0 / (1.0 + np.exp(-answer.astype(np.float64)))
+        return Prepared(evidence, tuple(encs))
+
+    def readings(self, queries: Sequence[Query], hits: Sequence[Sequence], per_window: int = SPANS_PER_WINDOW) -> list[Reading]:
+        """One :class:`Reading` per question; the windows of all of them go through the model together
+        (:func:`run_windows`: length-sorted calls of at most ``batch_tokens`` padded tokens), so a batch of
+        questions costs fewer, fuller model calls than reading each alone, with the same answers."""
+        prepared = [self.prepare(q, h) for q, h in zip(queries, hits, strict=True)]
+        outputs = run_windows(self.model, [e for p in prepared for e in p.encs], self.batch_tokens)
+        out, at = [], 0
+        for p in prepared:
+            n = len(p.encs)
+            out.append(self._reading(p, outputs[at : at + n], per_window))
+            at += n
+        return out
+
+    def predictions(self, query: Query, hits: Sequence, per_window: int = SPANS_PER_WINDOW) -> Reading:
+        """Raw-scored span predictions at every place they occur (before merging and calibration); for each
+        place the ranking score of the sentence window it was read in and that window's answerability; and
+        the windows read with the best answerability among them."""
+        return self.readings([query], [hits], per_window)[0]
+
+    def _reading(self, prepared: Prepared, outputs: Sequence[WindowOutput], per_window: int) -> Reading:
+        windows, places, encs = prepared.evidence.windows, prepared.evidence.places, prepared.encs
+        if not windows:
+            return Reading([], {}, (), 0.0)
+        m = self.model
+        start = [o.start for o in outputs]
+        end = [o.end for o in outputs]
+        p_answer = 1.0 / (1.0 + np.exp(-np.array([o.answer for o in outputs], dtype=np.float64)))
         share = window_shares(start, end, encs) if self.shared else np.ones(len(encs))
         preds: list[SpanPrediction] = []
         rank_of: dict[tuple[str, int, int], tuple[float, float]] = {}
@@ -231,7 +307,19 @@ class LearnedReader:
         return Reading(preds, rank_of, windows, float(p_answer.max()))
 
     def read(self, query: Query, hits: Sequence, top_k: int) -> list[Answer]:
-        reading = self.predictions(query, hits)
+        return self.read_batch([query], [hits], top_k)[0]
+
+    def read_batch(
+        self, queries: Sequence[Query], hits: Sequence[Sequence], top_k: int | Sequence[int]
+    ) -> list[list[Answer]]:
+        """:meth:`read` for several questions at once (one model pass over all their windows)."""
+        ks = [top_k] * len(queries) if isinstance(top_k, int) else list(top_k)
+        return [self.decide(r, k) for r, k in zip(self.readings(queries, hits), ks, strict=True)]
+
+    def decide(self, reading: Reading, top_k: int, threshold: float | None = None) -> list[Answer]:
+        """The answers of ``reading``: merged by text, calibrated, those below ``threshold`` (default: the
+        reader's) withheld, best first."""
+        threshold = self.threshold if threshold is None else threshold
         rank_of = reading.rank_of
         raw = merge_predictions(reading.preds, self.docs, max(top_k, 1) + 2, 0.0)
         cal = self.model.calibration
@@ -240,7 +328,7 @@ class LearnedReader:
             seen = [rank_of.get((c.doc_id, c.start, c.end), (0.0, 0.5)) for c in a.citations]
             rank, p_answer = max((r for r, _ in seen), default=0.0), max((p for _, p in seen), default=0.5)
             score = cal(a.score, rank, p_answer, reading.answerability) if cal is not None else a.score
-            if score >= self.threshold:
+            if score >= threshold:
                 extra = {
                     "raw_score": a.score,
                     "ranker_score": rank,

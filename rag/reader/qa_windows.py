@@ -147,18 +147,20 @@ def best_window_spans(
     return [(lo + int(t // m), lo + int(t % m), float(np.exp(scores[t]))) for t in top]
 
 
-def window_shares(start_logits: np.ndarray, end_logits: np.ndarray, encs: Sequence[Encoded]) -> np.ndarray:
+def window_shares(
+    start_logits: np.ndarray | Sequence[np.ndarray], end_logits: np.ndarray | Sequence[np.ndarray], encs: Sequence[Encoded]
+) -> np.ndarray:
     """Per window, the share of the start and of the end probability mass it holds when the softmax runs
     over the tokens of all the windows at once (shared normalisation): ``share_start · share_end``.
 
     A span's probability under the shared softmax is its in-window probability (:func:`best_window_spans`)
     times its window's share, so spans of different windows compare on one scale; the shares sum to at most
-    1 over the windows.
+    1 over the windows. The logits: one row per window (a padded array, or one array per window).
     """
     if not encs:
         return np.zeros(0)
-    ls = np.array([_logsumexp(start_logits[r, e.first : e.last + 1]) for r, e in enumerate(encs)])
-    le = np.array([_logsumexp(end_logits[r, e.first : e.last + 1]) for r, e in enumerate(encs)])
+    ls = np.array([_logsumexp(start_logits[r][e.first : e.last + 1]) for r, e in enumerate(encs)])
+    le = np.array([_logsumexp(end_logits[r][e.first : e.last + 1]) for r, e in enumerate(encs)])
     return np.exp(ls - _logsumexp(ls) + le - _logsumexp(le))
 
 
