@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -160,23 +161,29 @@ def run(
         unknown_doc_ids(items, pipeline.index.documents)
     systems = variants(pipeline) if with_baselines else {FULL: pipeline, **other_readers(pipeline)}
     runs = {name: VariantRun(name) for name in systems}
+    remembering = getattr(pipeline.reader, "remembering", None)  # variants that read the same window read it once
     for at in range(0, len(items), max(1, batch)):
-        chunk = items[at : at + max(1, batch)]
-        t0 = time.perf_counter()
-        queries: list[Query] = pipeline.queries([item.question for item in chunk])
-        full, raws = answer_open(systems[FULL], queries, 3)
-        latency = (time.perf_counter() - t0) * 1000 / len(chunk)
-        for item, (result, hits), raw in zip(chunk, full, raws, strict=True):
-            runs[FULL].records.append(
-                Record(item, result, retrieved_doc_ids(hits), latency, tuple((a.text, a.score) for a in raw))
-            )
-        for name, system in systems.items():
-            if name != FULL:
-                for item, (r, h) in zip(chunk, system.answer_batch(queries), strict=True):
-                    runs[name].records.append(Record(item, r, retrieved_doc_ids(h)))
+        with remembering() if remembering is not None else contextlib.nullcontext():
+            _run_batch(systems, runs, items[at : at + max(1, batch)])
         if on_progress:
-            on_progress(len(chunk))
+            on_progress(len(items[at : at + max(1, batch)]))
     return list(runs.values())
+
+
+def _run_batch(systems: dict[str, Pipeline], runs: dict[str, VariantRun], chunk: Sequence[GoldItem]) -> None:
+    """One batch of questions through every variant (the full system first: its latency is measured)."""
+    t0 = time.perf_counter()
+    queries: list[Query] = systems[FULL].queries([item.question for item in chunk])
+    full, raws = answer_open(systems[FULL], queries, 3)
+    latency = (time.perf_counter() - t0) * 1000 / len(chunk)
+    for item, (result, hits), raw in zip(chunk, full, raws, strict=True):
+        runs[FULL].records.append(
+            Record(item, result, retrieved_doc_ids(hits), latency, tuple((a.text, a.score) for a in raw))
+        )
+    for name, system in systems.items():
+        if name != FULL:
+            for item, (r, h) in zip(chunk, system.answer_batch(queries), strict=True):
+                runs[name].records.append(Record(item, r, retrieved_doc_ids(h)))
 
 
 def answer_open(

@@ -150,3 +150,21 @@ def test_batched_answers_are_those_of_asking_alone(pipeline: Any) -> None:
         assert a == b, q
     ks = pipeline.ask_batch(questions[:3], [1, 2, None])
     assert [len(r.answers) <= k for r, k in zip(ks, [1, 2, 3])] == [True, True, True]
+
+
+@pytest.mark.slow
+def test_remembering_reads_a_window_once_and_changes_no_answer(pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    questions = ["Who is the US Secretary of State?", "How big is Australia's strategic reserve?"]
+    reader = pipeline.reader
+    before = [r.to_dict() for r in pipeline.ask_batch(questions)]
+    calls: list[int] = []
+    run = reader.model.run_arrays
+    monkeypatch.setattr(reader.model, "run_arrays", lambda arrays: calls.append(len(arrays["input_ids"])) or run(arrays))
+    with reader.remembering():
+        first = [r.to_dict() for r in pipeline.ask_batch(questions)]
+        read = sum(calls)
+        again = [r.to_dict() for r in pipeline.ask_batch(questions)]
+    assert read > 0 and sum(calls) == read  # the second time, no window went through the model
+    assert before == first == again
+    pipeline.ask_batch(questions[:1])
+    assert sum(calls) > read  # outside the block, windows are read again

@@ -16,8 +16,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -191,6 +192,7 @@ class LearnedReader:
         # another reader (the heuristic one) whose best ``guided`` answers' sentences are read first
         self.guide, self.guided = guide, guided
         self.batch_tokens = batch_tokens  # padded tokens per model call when many windows are read at once
+        self._memo: dict[tuple[tuple[int, ...], tuple[int, ...]], WindowOutput] | None = None  # remembering()
         # spans compared across windows on one scale when the model was trained with shared normalisation
         self.shared = model.manifest.get("span_normalisation") == "shared" if shared is None else shared
 
@@ -259,13 +261,38 @@ class LearnedReader:
         (:func:`run_windows`: length-sorted calls of at most ``batch_tokens`` padded tokens), so a batch of
         questions costs fewer, fuller model calls than reading each alone, with the same answers."""
         prepared = [self.prepare(q, h) for q, h in zip(queries, hits, strict=True)]
-        outputs = run_windows(self.model, [e for p in prepared for e in p.encs], self.batch_tokens)
+        outputs = self._outputs([e for p in prepared for e in p.encs])
         out, at = [], 0
         for p in prepared:
             n = len(p.encs)
             out.append(self._reading(p, outputs[at : at + n], per_window))
             at += n
         return out
+
+    def _outputs(self, encs: Sequence[Encoded]) -> list[WindowOutput]:
+        """The model's outputs for ``encs``; inside :meth:`remembering`, a window already read (the same
+        tokens: the same question and window) is not read again."""
+        memo = self._memo
+        if memo is None:
+            return run_windows(self.model, encs, self.batch_tokens)
+        keys = [(e.ids, e.type_ids) for e in encs]
+        todo = list(dict.fromkeys(k for k in keys if k not in memo))
+        if todo:
+            first = {k: e for k, e in zip(keys, encs)}
+            for k, out in zip(todo, run_windows(self.model, [first[k] for k in todo], self.batch_tokens)):
+                memo[k] = out
+        return [memo[k] for k in keys]
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Within the block, each window's model output is kept and reused when the same question reads the
+        same window again (``rag eval``: its variants retrieve differently and often choose the same windows).
+        Outputs depend on the input tokens only, so answers are unchanged. Not for concurrent use."""
+        self._memo = {}
+        try:
+            yield
+        finally:
+            self._memo = None
 
     def predictions(self, query: Query, hits: Sequence, per_window: int = SPANS_PER_WINDOW) -> Reading:
         """Raw-scored span predictions at every place they occur (before merging and calibration); for each
