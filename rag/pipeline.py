@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.config import Settings
+from rag.conflict import reconcile
 from rag.errors import InvalidQuestion
 from rag.evidence import SentenceRanker, select_windows
 from rag.extract import page_at
@@ -71,12 +72,13 @@ class Pipeline:
     def answer(self, query: Query, top_k: int | None = None) -> tuple[Result, list[Hit]]:
         """Retrieve and read for one prepared query; also return the evidence passages."""
         hits = self.retriever.retrieve(query, self.retrieve_k)
-        answers = self.reader.read(query, hits, top_k or self.top_k)
+        answers, conflict = reconcile(query.text, self.reader.read(query, hits, top_k or self.top_k))
         closest = None if answers else self.closest(query, hits)
         if self.index is None:
-            return Result(query.text, tuple(answers), closest=closest), hits
+            return Result(query.text, tuple(answers), closest=closest, conflict=conflict), hits
         answers = with_pages(answers, self.index.documents)
-        return Result(query.text, tuple(answers), closest=closest, index_built_at=self.index.built_at), hits
+        built = self.index.built_at
+        return Result(query.text, tuple(answers), closest=closest, index_built_at=built, conflict=conflict), hits
 
     def closest(self, query: Query, hits: Sequence[Hit]) -> tuple[Passage, ...] | None:
         """The best ``closest_k`` passages read for ``query`` (the evidence stage's windows, best first, none
