@@ -31,7 +31,7 @@ from functools import lru_cache
 
 from rag.reader.entities import entity_kind
 from rag.reader.quantities import _MONTH, _NUM, _SCALE
-from rag.reader.spans import question_type
+from rag.reader.spans import DESCRIBE_NAME, question_type
 from rag.text import stem, terms
 from rag.types import Answer, Citation, Conflict, ConflictKind
 
@@ -129,7 +129,7 @@ _AMOUNT_RE = re.compile(
     (?:\s+(?P<unit>[a-z][a-z\-]*(?:\s+[a-z][a-z\-]*)?))?
     """
 )
-_UNIT_ALIASES = {"ton": "tonn", "tonn": "tonn", "t": "tonn", "per cent": "percent", "%": "percent"}
+_UNIT_ALIASES = {"ton": "tonn", "t": "tonn"}  # stemmed: tonne, tonnes -> tonn
 
 
 def _figure(text: str) -> float:
@@ -151,7 +151,7 @@ def _currency_code(symbol: str | None) -> str | None:
 def _unit(text: str | None) -> str | None:
     if not text:
         return None
-    return " ".join(_UNIT_ALIASES.get(w, stem(w)) for w in text.lower().split())
+    return " ".join(_UNIT_ALIASES.get(stem(w), stem(w)) for w in text.lower().split())
 
 
 @lru_cache(maxsize=4096)
@@ -405,7 +405,9 @@ def comparable_kinds(question: str | None) -> tuple[ConflictKind, ...]:
         return ("date",)
     if kind in ("name", "place"):
         return ("name",) if _ONE_HOLDER.search(question) else ()
-    return ("amount", "date") if kind == "phrase" else ()
+    if kind == "phrase" and not DESCRIBE_NAME.match(question):  # not "Who is He Weiwen?" (a description)
+        return ("amount", "date")
+    return ()
 
 
 # ------------------------------------------------------------------------------------------- answers
@@ -414,9 +416,14 @@ def _docs(answer: Answer) -> list[str]:
 
 
 def _amount(answer: Answer) -> Amount | None:
+    """The answer's amount; a bare '$' is the dollar that the sentences quoting that very text state (not
+    those of another wording merged into it, 'US$2,000 million' beside '$2 billion')."""
     a = parse_amount(answer.text)
     if a is not None and a.currency == "$":
-        code = stated_dollar(c.quote for c in answer.citations)
+        quotes = (
+            c.quote for c in answer.citations if c.quote[c.start - c.quote_start : c.end - c.quote_start] == answer.text
+        )
+        code = stated_dollar(quotes)
         if code is not None:
             a = replace(a, currency=code)
     return a
