@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from api.errors import describe_parse_failure
 from api.main import WARMUP_QUESTION, create_app
 from rag.config import Settings
+from rag.conflict import same_value
 from rag.generations import files_of
 from rag.manifest import ChunkingInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.pipeline import clean_question
@@ -408,7 +409,8 @@ def check_contract(body: dict, question: str, top_k: int, texts: dict[str, str],
             text = texts[c["doc_id"]]
             assert c["quote_start"] <= c["start"] < c["end"] <= c["quote_end"] <= len(text)
             assert text[c["quote_start"] : c["quote_end"]] == c["quote"]
-            assert text[c["start"] : c["end"]] == a["text"]
+            span = text[c["start"] : c["end"]]
+            assert span == a["text"] or same_value(span, a["text"])  # the same value in other words
 
 
 def _merges_different_texts() -> bool:
