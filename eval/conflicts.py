@@ -4,6 +4,7 @@ Run from the repository root:
 
     python eval/conflicts.py            # the seeds: every eval/gold.jsonl question, each conflict note shown
     python eval/conflicts.py --dev      # the sweeps that chose rag.conflict's LIVE_FRACTION and COVERAGE
+    python eval/conflicts.py --time     # microseconds per question, on the answers the two runs saved
 
 The seeds report asks every question of ``eval/gold.jsonl`` (both splits) with the default settings (the
 learned reader, top 3 answers) over an index of ``seeds/`` built in a temporary folder, and prints how many
@@ -166,13 +167,49 @@ def ratio_lines(planted: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def timing(out: Path) -> None:
+    """Microseconds per question of find_conflict and of reconcile (merge, then find) over the saved answers."""
+    import gc
+    import statistics
+    import time
+
+    from rag.conflict import parse_amount, parse_date, parse_name, reconcile
+
+    paths = [out / f"{name}.jsonl" for name in ("seeds", "planted", "squad")]
+    rows = [
+        json.loads(line) for path in paths if path.is_file() for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    if not rows:
+        raise SystemExit(f"no saved answers in {out}: run this script (and --dev) first")
+    cases = [(r["question"], answers_of(r)) for r in rows]
+    for name, fn in (("find_conflict", find_conflict), ("reconcile", reconcile)):
+        runs = []
+        for cold in (True, False, False, False, False, False):
+            if cold:  # the parsers' caches emptied: as for answers never seen before
+                for f in (parse_amount, parse_date, parse_name):
+                    f.cache_clear()
+            gc.disable()
+            t = time.perf_counter()
+            for q, answers in cases:
+                fn(answers, q) if fn is find_conflict else fn(q, answers)
+            runs.append((time.perf_counter() - t) / len(cases) * 1e6)
+            gc.enable()
+        print(
+            f"{name}: {runs[0]:.1f} µs a question with empty caches, {statistics.median(runs[1:]):.1f} µs warm "
+            f"(median of 5; {len(cases)} questions, {sum(len(a) for _, a in cases)} answers)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dev", action="store_true", help="the planted corpus and SQuAD sweeps instead of the seeds")
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "runs" / "conflicts", help="where answers go")
     ap.add_argument("--reuse", action="store_true", help="sweep the answers saved in --out instead of asking")
+    ap.add_argument("--time", action="store_true", help="time find_conflict and reconcile on the saved answers")
     args = ap.parse_args()
-    if args.dev:
+    if args.time:
+        timing(args.out)
+    elif args.dev:
         dev(args.out, args.reuse)
     else:
         seeds_report(args.out, args.reuse)
