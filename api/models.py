@@ -93,9 +93,23 @@ class Answer(BaseModel):
     citations: list[Citation]
 
 
+class Conflict(BaseModel):
+    """The documents disagree: answers from different documents give different values (amounts, dates or
+    names) to the question."""
+
+    answers: list[int] = Field(
+        description="Indexes into `answers` of the answers that disagree, the best first (always 0)."
+    )
+    kind: Literal["amount", "date", "name"] = Field(description="What they disagree on.")
+    note: str = Field(
+        description="One sentence naming the answers and their documents, e.g. `The documents disagree: "
+        '"$1.2 billion" (a.txt) vs "$2 billion" (b.txt).`'
+    )
+
+
 class AskResponse(BaseModel):
     """The public answer contract, identical to ``rag ask --json``. No answers means the documents do not say;
-    then ``closest`` shows the best passages that were read."""
+    then ``closest`` shows the best passages that were read. ``conflict`` says when the answers disagree."""
 
     question: str
     answers: list[Answer]
@@ -103,6 +117,11 @@ class AskResponse(BaseModel):
         None,
         description="Only when `answers` is empty: the best few passages read (the closest evidence), best "
         "first; an empty list when nothing was retrieved. Absent when there are answers.",
+    )
+    conflict: Conflict | None = Field(
+        None,
+        description="Only when the documents disagree: answers from different documents, each a live candidate, "
+        "with different values of one kind (the same value written two ways is one answer). Absent otherwise.",
     )
     index_built_at: str | None = Field(
         None, description="When the index that answered was built (GET /health's index_built_at names the current one)."

@@ -13,8 +13,9 @@ Build an index, open it, ask::
     qa.document(c.doc_id).text[c.start:c.end]               # == answer.text: the text citations index into
 
 :func:`index` and :func:`open` are the entry points (``help(rag.open)``); results are the frozen dataclasses
-:class:`Result`, :class:`Answer`, :class:`Citation`, :class:`Passage` and :class:`Document`. Problems raise
-the exceptions below (all :class:`RagError`), with the message the ``rag`` command prints; nothing prints.
+:class:`Result`, :class:`Answer`, :class:`Citation`, :class:`Conflict`, :class:`Passage` and :class:`Document`.
+Problems raise the exceptions below (all :class:`RagError`), with the message the ``rag`` command prints;
+nothing prints.
 
 Kept deliberately light: importing :mod:`rag` loads no numpy, FAISS, ONNX Runtime, torch or model; the first
 :func:`index` or :func:`open` does.
@@ -43,7 +44,7 @@ from rag.errors import (
 from rag.library import QA, IndexSummary
 from rag.library import index as index  # explicit re-exports ("as"), kept out of __all__: see below
 from rag.library import open as open
-from rag.types import Answer, Citation, Document, Passage, Result
+from rag.types import Answer, Citation, Conflict, Document, Passage, Result
 
 # `index` and `open` are left out of __all__ so that `from rag import *` never shadows the builtin open():
 # call them as rag.index(...) and rag.open(...).
@@ -51,6 +52,7 @@ __all__ = [
     "QA",
     "Answer",
     "Citation",
+    "Conflict",
     "CorpusError",
     "Document",
     "DocumentNotFound",

@@ -205,7 +205,9 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
     """Answer QUESTION with spans copied from the documents, each with its citation.
 
     Each answer is followed by its citations: [doc_id start:end] and the quoted sentence, the answer
-    highlighted. No answer: the documents do not answer; the closest passages read are shown. The
+    highlighted. When answers from different documents disagree (an amount, a date, a name), one `note:`
+    line above them names them and their documents. No answer: the documents do not answer; the closest
+    passages read are shown. The
     default index (index/) is built from seeds/ (or RAG_CORPUS_DIR) the first time; another --index-dir
     that holds no index is an error naming the `rag index` command that builds it.
 
@@ -234,6 +236,9 @@ def ask(question: str, as_json: bool, top_k: int, index_dir: Path | None) -> Non
             for p in result.closest:
                 click.echo(f"   [{p.doc_id} {p.start}:{p.end}] {' '.join(p.text.split())}")
         return
+    if result.conflict is not None:  # the documents disagree: said once, above the answers it names
+        click.secho("note: ", fg="yellow", bold=True, nl=False)
+        click.echo(result.conflict.note)
     for i, a in enumerate(result.answers, start=1):
         click.secho(f"{i}. {a.text}", bold=True, nl=False)
         click.echo(f"   (score {a.score:.2f})")

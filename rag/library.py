@@ -218,7 +218,9 @@ class QA:
         ``result.answers`` is best first (empty: the documents do not answer; then ``result.closest`` holds
         the passages that came closest); each answer has ``text``, ``score`` (0..1) and ``citations``
         (``doc_id``, ``start``, ``end``, ``quote``, ``quote_start``, ``quote_end``, ``page``, ``doc_sha256``),
-        offsets into :meth:`document`'s ``text``. ``result.to_dict()`` is the JSON of ``rag ask --json``.
+        offsets into :meth:`document`'s ``text``. ``result.conflict`` (a :class:`~rag.types.Conflict`, else
+        None) says when answers from different documents disagree. ``result.to_dict()`` is the JSON of
+        ``rag ask --json``.
         ``top_k``: most answers, 1 to 20 (default the ``top_k`` setting, 3).
 
         Raises :class:`~rag.errors.InvalidQuestion` (empty, blank, too long) and

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.config import Settings
+from rag.conflict import reconcile
 from rag.errors import InvalidQuestion
 from rag.evidence import SentenceRanker, select_windows
 from rag.extract import page_at
@@ -89,12 +90,15 @@ class Pipeline:
 
     def result(self, query: Query, answers: Sequence[Answer], hits: Sequence[Hit]) -> Result:
         """The :class:`Result` of ``answers`` read for ``query`` from ``hits``: citations stamped with their
-        document's version (and page), the closest passages when there is no answer."""
+        document's version (and page), the same value written two ways merged and a disagreement between
+        documents flagged (:func:`rag.conflict.reconcile`), the closest passages when there is no answer."""
+        answers, conflict = reconcile(query.text, answers)
         closest = None if answers else self.closest(query, hits)
         if self.index is None:
-            return Result(query.text, tuple(answers), closest=closest)
+            return Result(query.text, tuple(answers), closest=closest, conflict=conflict)
         answers = with_pages(answers, self.index.documents)
-        return Result(query.text, tuple(answers), closest=closest, index_built_at=self.index.built_at)
+        built = self.index.built_at
+        return Result(query.text, tuple(answers), closest=closest, index_built_at=built, conflict=conflict)
 
     def closest(self, query: Query, hits: Sequence[Hit]) -> tuple[Passage, ...] | None:
         """The best ``closest_k`` passages read for ``query`` (the evidence stage's windows, best first, none

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 
 class SourceStamp(NamedTuple):
@@ -97,6 +97,23 @@ class Passage:
     text: str
 
 
+ConflictKind = Literal["amount", "date", "name"]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The documents disagree: ``answers`` are indexes into the result's answers (the best one first), whose
+    values of one ``kind`` differ and whose citations share no document; ``note`` says so in one sentence
+    (see :mod:`rag.conflict`)."""
+
+    answers: tuple[int, ...]
+    kind: ConflictKind
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answers": list(self.answers), "kind": self.kind, "note": self.note}
+
+
 @dataclass(frozen=True)
 class Result:
     """The answers to one question, best first; none: the documents do not answer it (``closest`` then holds the
@@ -107,9 +124,11 @@ class Result:
     # no answers: the best passages read (the closest evidence), best first; None: not worked out
     closest: tuple[Passage, ...] | None = None
     index_built_at: str | None = None  # the answering index's build time (as GET /health gives it)
+    conflict: Conflict | None = None  # the top answers disagree (different documents, different values)
 
     def to_dict(self) -> dict[str, Any]:
-        """The public answer contract (see README, "Answer JSON"); ``closest`` only when there is no answer."""
+        """The public answer contract (see README, "Answer JSON"); ``closest`` only when there is no answer,
+        ``conflict`` only when the documents disagree."""
         out: dict[str, Any] = {
             "question": self.question,
             "answers": [
@@ -125,6 +144,8 @@ class Result:
             out["closest"] = [
                 {"doc_id": p.doc_id, "start": p.start, "end": p.end, "text": p.text} for p in self.closest
             ]
+        if self.conflict is not None:
+            out["conflict"] = self.conflict.to_dict()
         if self.index_built_at is not None:
             out["index_built_at"] = self.index_built_at
         return out

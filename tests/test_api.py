@@ -13,6 +13,7 @@ import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,10 +25,11 @@ from fastapi.testclient import TestClient
 from api.errors import describe_parse_failure
 from api.main import WARMUP_QUESTION, create_app
 from rag.config import Settings
+from rag.conflict import same_value
 from rag.generations import files_of
 from rag.manifest import ChunkingInfo, EmbeddingInfo, FaissInfo, Manifest
 from rag.pipeline import clean_question
-from rag.types import Answer, Citation, Document, Passage, Result
+from rag.types import Answer, Citation, Conflict, Document, Passage, Result
 from tests.servers import free_port, running_server, serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,6 +169,33 @@ def test_abstaining_answer_shows_closest_with_stub() -> None:
     assert set(schema["Passage"]["properties"]) == {"doc_id", "start", "end", "text"}
     with TestClient(create_app(api_settings(), pipeline=AbstainingStub(retrieved=False))) as c:
         assert c.post("/ask", json={"question": "Where is the zoo?"}).json()["closest"] == []
+
+
+class DisagreeingStub(StubPipeline):
+    """Answers with two answers whose documents disagree (issue 24), or with ``conflict=False`` none."""
+
+    def __init__(self, conflict: bool = True) -> None:
+        super().__init__()
+        self.conflict = conflict
+
+    def ask(self, question: str, top_k: int | None = None) -> Result:
+        r = super().ask(question, top_k)
+        note = 'The documents disagree: "Washington" (news/capital.txt) vs "United States" (news/capital.txt).'
+        return replace(r, conflict=Conflict((0, 1), "name", note) if self.conflict else None)
+
+
+def test_a_conflict_is_in_the_answer_json_only_when_found() -> None:
+    with TestClient(create_app(api_settings(), pipeline=DisagreeingStub())) as c:
+        body = c.post("/ask", json={"question": "What is the capital?"}).json()
+        schema = c.get("/openapi.json").json()["components"]["schemas"]
+    expected = DisagreeingStub().ask("What is the capital?", 3).to_dict()
+    assert body == expected and list(body) == ["question", "answers", "conflict"]  # as rag ask --json has it
+    assert body["conflict"] == {"answers": [0, 1], "kind": "name", "note": expected["conflict"]["note"]}
+    assert "conflict" in schema["AskResponse"]["properties"]
+    assert set(schema["Conflict"]["properties"]) == {"answers", "kind", "note"}
+    assert schema["Conflict"]["properties"]["kind"]["enum"] == ["amount", "date", "name"]
+    with TestClient(create_app(api_settings(), pipeline=DisagreeingStub(conflict=False))) as c:
+        assert "conflict" not in c.post("/ask", json={"question": "What is the capital?"}).json()
 
 
 def test_health_and_documents_with_stub(client: TestClient) -> None:
@@ -408,7 +437,8 @@ def check_contract(body: dict, question: str, top_k: int, texts: dict[str, str],
             text = texts[c["doc_id"]]
             assert c["quote_start"] <= c["start"] < c["end"] <= c["quote_end"] <= len(text)
             assert text[c["quote_start"] : c["quote_end"]] == c["quote"]
-            assert text[c["start"] : c["end"]] == a["text"]
+            span = text[c["start"] : c["end"]]
+            assert span == a["text"] or same_value(span, a["text"])  # the same value in other words
 
 
 def _merges_different_texts() -> bool:

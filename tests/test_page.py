@@ -874,3 +874,91 @@ def test_a_1mb_document_stays_responsive(seed_server: str, open_tab: Any, screen
     assert page.evaluate(READ_DOCUMENT)["inView"]
     tab.shot(screenshots, "large-document")
     tab.assert_clean()
+
+
+READ_CONFLICT = """
+() => {
+  const box = document.querySelector('#conflict');
+  const answers = document.querySelector('#answers');
+  return {
+    hidden: box.hidden,
+    note: box.querySelector('#conflict-note').textContent,
+    above: Boolean(box.compareDocumentPosition(answers) & Node.DOCUMENT_POSITION_FOLLOWING) &&
+      box.getBoundingClientRect().bottom <= answers.getBoundingClientRect().top,
+    items: [...box.querySelectorAll('#conflict-list > li')].map((li) => ({
+      text: li.querySelector('.conflict-answer').textContent,
+      href: li.querySelector('a.cite').getAttribute('href'),
+    })),
+    marked: [...document.querySelectorAll('#answers > li.answer')].map((li) => li.classList.contains('disagrees')),
+  };
+}
+"""
+
+
+def seed_answer(base: str, doc_id: str, text: str, score: float) -> dict:
+    """An answer citing the first place ``text`` is written in seed ``doc_id`` (its line as the quote)."""
+    doc = document_text(base, doc_id)
+    start = doc.index(text)
+    quote_start = doc.rindex("\n", 0, start) + 1
+    quote_end = doc.index("\n", start)
+    cite = {"doc_id": doc_id, "start": start, "end": start + len(text), "quote": doc[quote_start:quote_end]}
+    return {"text": text, "score": score, "citations": [cite | {"quote_start": quote_start, "quote_end": quote_end}]}
+
+
+def fulfil_json(body: dict) -> Any:
+    """A route handler that answers with ``body`` as JSON."""
+    return lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+
+@pytest.mark.slow
+def test_a_conflict_note_shows_above_the_answers_with_each_citation_one_click_away(
+    seed_server: str, open_tab: Any, screenshots: Path
+) -> None:
+    """Issue 24: the answer JSON's `conflict` is shown above the answers; each disagreeing answer's first
+    citation opens in its document with one click; a body without a usable `conflict` shows none."""
+    answers = [
+        seed_answer(seed_server, "004_237733e5469944db.txt", "17,000–18,000 tonnes", 0.9),
+        seed_answer(seed_server, "000_0ad6adc2e8399668.txt", "Washington", 0.5),
+        seed_answer(seed_server, "001_9d22b42193b165a8.txt", "20,000 tonnes", 0.8),
+    ]
+    note = (
+        'The documents disagree: "17,000–18,000 tonnes" (004_237733e5469944db.txt) vs "20,000 tonnes" '
+        "(001_9d22b42193b165a8.txt)."
+    )
+    question = "How many tonnes of magnets does Europe import from China?"
+    body = {"question": question, "answers": answers, "conflict": {"answers": [0, 2], "kind": "amount", "note": note}}
+    tab = open_tab(seed_server)
+    page = tab.page
+    page.route(
+        "**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+    )
+    tab.goto("/?q=" + quote(question))
+    wait_for_answers(tab)
+    shown = page.evaluate(READ_CONFLICT)
+    assert not shown["hidden"] and shown["note"] == note and shown["above"]
+    assert [i["text"] for i in shown["items"]] == ["17,000–18,000 tonnes", "20,000 tonnes"]
+    for item, i in zip(shown["items"], (0, 2)):
+        c = answers[i]["citations"][0]
+        h = hash_params(item["href"])
+        assert (h["doc"], int(h["start"]), int(h["end"])) == (c["doc_id"], c["start"], c["end"])
+    assert shown["marked"] == [True, False, True]
+    tab.shot(screenshots, "conflict", full_page=True)
+
+    for n, i in enumerate((0, 2)):  # one click from the note to each citation, Back to the note
+        page.locator("#conflict-list > li").nth(n).locator("a.cite").click()
+        assert_document_view(tab, seed_server, answers[i], answers[i]["citations"][0])
+        page.go_back()
+        page.wait_for_function("() => document.querySelector('#doc').hidden")
+        assert page.locator("#conflict").is_visible()
+
+    # a conflict that names no answer shown, or none at all: no note
+    for conflict in ({"answers": [0, 7], "kind": "amount", "note": note}, {"answers": [0], "note": note}, None):
+        bad = {**body, "question": f"{question} {conflict}", "conflict": conflict}
+        page.unroute("**/ask")
+        page.route("**/ask", fulfil_json(bad))
+        page.get_by_label("Question", exact=True).fill(bad["question"])
+        page.get_by_label("Question", exact=True).press("Enter")
+        page.locator("#results-title").filter(has_text=str(conflict)).wait_for()
+        assert page.locator("#conflict").is_hidden() and page.locator("#answers > li.answer").count() == 3
+        assert page.evaluate(READ_CONFLICT)["marked"] == [False, False, False]
+    tab.assert_clean()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.conflict import same_value
 from rag.errors import InvalidQuestion
 
 pytestmark = pytest.mark.slow
@@ -20,7 +21,7 @@ def assert_valid_citations(result):
             text = (SEEDS / c.doc_id).read_text(encoding="utf-8")
             assert text[c.quote_start : c.quote_end] == c.quote
             assert c.quote_start <= c.start < c.end <= c.quote_end
-            assert text[c.start : c.end] == a.text
+            assert text[c.start : c.end] == a.text or same_value(text[c.start : c.end], a.text)  # issue 24
     scores = [a.score for a in result.answers]
     assert scores == sorted(scores, reverse=True)
 

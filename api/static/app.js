@@ -20,6 +20,7 @@
     status: $("status"), error: $("error"),
     results: $("results"), resultsTitle: $("results-title"), noAnswer: $("no-answer"), answers: $("answers"),
     why: $("no-answer-why"), closest: $("closest"), closestList: $("closest-list"),
+    conflict: $("conflict"), conflictNote: $("conflict-note"), conflictList: $("conflict-list"),
     doc: $("doc"), back: $("back"), prev: $("prev-mark"), next: $("next-mark"),
     docTitle: $("doc-title"), docMeta: $("doc-meta"), docText: $("doc-text"), corpus: $("corpus"),
   };
@@ -281,7 +282,13 @@
       : "Nothing in the documents matched it; try other words.";
     ui.closestList.replaceChildren(...closest.map(renderPassage));
     ui.closest.hidden = closest.length === 0;
-    const items = body.answers.map((answer, i) => renderAnswer(answer, i));
+    // the documents disagree: the note above the answers, with each disagreeing answer's citation
+    const conflict = conflictOf(body);
+    ui.conflictNote.textContent = conflict ? conflict.note : "";
+    ui.conflictList.replaceChildren(...(conflict ? conflict.answers.map((i) => renderDisagreeing(body.answers[i], i)) : []));
+    ui.conflict.hidden = !conflict;
+    const disagreeing = new Set(conflict ? conflict.answers : []);
+    const items = body.answers.map((answer, i) => renderAnswer(answer, i, disagreeing.has(i)));
     ui.answers.replaceChildren(...items);
     ui.results.hidden = false;
   }
@@ -308,8 +315,28 @@
     return li;
   }
 
-  function renderAnswer(answer, i) {
+  /** The body's `conflict` when it is usable (a note, and indexes of answers that have a citation), else null. */
+  function conflictOf(body) {
+    const c = body.conflict;
+    if (!c || typeof c.note !== "string" || !Array.isArray(c.answers) || c.answers.length < 2) return null;
+    const fine = (i) => Number.isInteger(i) && i >= 0 && i < body.answers.length &&
+      Array.isArray(body.answers[i].citations) && body.answers[i].citations.length > 0;
+    return c.answers.every(fine) ? c : null;
+  }
+
+  /** One disagreeing answer in the note: its text, its number, and its first citation, one click away. */
+  function renderDisagreeing(answer, i) {
+    const li = make("li", "disagreeing");
+    li.append(make("strong", "conflict-answer", answer.text), make("span", "conflict-rank", ` (answer ${i + 1})`));
+    const c = answer.citations[0];
+    const others = answer.citations.filter((x) => x !== c && x.doc_id === c.doc_id).map((x) => [x.start, x.end]);
+    li.append(sourceLink(c.doc_id, c.start, c.end, others, c.page, c.doc_sha256));
+    return li;
+  }
+
+  function renderAnswer(answer, i, disagrees = false) {
     const li = make("li", "answer");
+    if (disagrees) li.classList.add("disagrees");
     const head = make("div", "answer-head");
     const rank = make("span", "rank", `${i + 1}.`);
     rank.setAttribute("aria-hidden", "true");
@@ -323,7 +350,8 @@
     const pct = make("span", "pct", `score ${percent(answer.score)}`);
     pct.title = `score ${answer.score} (0 to 1, higher is surer)`;
     score.append(meter, pct);
-    head.append(rank, text, score);
+    const tag = disagrees ? [make("span", "disagrees-tag", "disagrees with another document")] : [];
+    head.append(rank, text, ...tag, score);
 
     const list = make("ul", "citations");
     list.setAttribute("aria-label", `Where “${answer.text}” is written`);
